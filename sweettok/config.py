@@ -1,0 +1,177 @@
+"""Configuration dataclasses for every SweetTokenizer component, and the named presets.
+
+Each component takes its own keyword-only config. ``TokenizerConfig`` only groups them so a whole model
+can be built, saved (``to_dict``) and restored (``from_dict``) in one piece. YAML or CLI overrides are
+nested dicts merged onto a preset with ``apply_overrides``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(kw_only=True)
+class PatchConfig:
+    """Clip geometry: ``frames = 1 + p_t * k``; the first frame is the spatial reference."""
+
+    frames: int = 17
+    height: int = 256
+    width: int = 256
+    channels: int = 3
+    p_t: int = 4
+    p_h: int = 8
+    p_w: int = 8
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return self.height // self.p_h, self.width // self.p_w
+
+    @property
+    def positions(self) -> int:
+        h, w = self.grid
+        return h * w
+
+    @property
+    def temporal_steps(self) -> int:
+        return (self.frames - 1) // self.p_t
+
+
+@dataclass(kw_only=True)
+class TransformerConfig:
+    """Width and depth of one CQAE stack (encoder or decoder)."""
+
+    width: int = 512
+    heads: int = 8
+    spatial_layers: int = 8
+    temporal_layers: int = 4
+    mlp_ratio: float = 4.0
+
+
+@dataclass(kw_only=True)
+class QuantizerConfig:
+    """``kind='learned'`` is the paper's "w/o LLC" baseline; ``kind='language'`` uses a codebook bundle."""
+
+    kind: str = "learned"
+    latent_dim: int = 256
+    spatial_size: int = 10481
+    temporal_size: int = 11139
+    beta: float = 0.25
+    codebook: str | None = None  # directory or s3:// URI of a built language codebook
+    gcn_hidden: int = 512
+
+
+@dataclass(kw_only=True)
+class TeacherConfig:
+    """The proxy-code teacher: a VQ tokenizer whose code grid matches the decoder canvas."""
+
+    kind: str = "vq"  # "vq" (trained by this project, stage 0) or "omnitokenizer"
+    codebook_size: int = 8192
+    code_dim: int = 8
+    hidden: int = 64
+    checkpoint: str | None = None
+
+
+@dataclass(kw_only=True)
+class TokenizerConfig:
+    """A whole SweetTokenizer: what ``config.json`` in a bundle holds."""
+
+    preset: str = "paper"
+    patch: PatchConfig = field(default_factory=PatchConfig)
+    encoder: TransformerConfig = field(default_factory=TransformerConfig)
+    decoder: TransformerConfig = field(default_factory=TransformerConfig)
+    spatial_queries: int = 256
+    quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+
+    @property
+    def temporal_queries(self) -> int:
+        """One temporal query per spatial position (paper: 32 x 32 = 1024)."""
+        return self.patch.positions
+
+    @property
+    def num_tokens(self) -> int:
+        return self.spatial_queries + self.temporal_queries
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TokenizerConfig":
+        return _build(cls, data)
+
+
+def _build(cls: type, data: dict[str, Any]) -> Any:
+    """Build a (nested) dataclass from a dict, rejecting unknown keys with a readable error."""
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(data) - set(names)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}; expected some of {sorted(names)}")
+    kwargs = {}
+    for key, value in data.items():
+        factory = names[key].default_factory
+        nested = factory() if factory is not dataclasses.MISSING else None
+        if isinstance(value, dict) and dataclasses.is_dataclass(nested):
+            kwargs[key] = _build(type(nested), value)
+        else:
+            kwargs[key] = value
+    return cls(**kwargs)
+
+
+def apply_overrides(config: Any, overrides: dict[str, Any]) -> Any:
+    """Return a copy of ``config`` with nested ``overrides`` merged in (dataclass or dict)."""
+    merged = _merge(dataclasses.asdict(config), overrides)
+    return _build(type(config), merged)
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def paper() -> TokenizerConfig:
+    """The paper's configuration (§4.1, §6.1): 17x256x256, 256 + 1024 tokens."""
+    return TokenizerConfig(preset="paper")
+
+
+def small() -> TokenizerConfig:
+    """A CPU-trainable model on 9x64x64 clips: 64 + 64 tokens."""
+    return TokenizerConfig(
+        preset="small",
+        patch=PatchConfig(frames=9, height=64, width=64),
+        encoder=TransformerConfig(width=128, heads=4, spatial_layers=2, temporal_layers=2),
+        decoder=TransformerConfig(width=128, heads=4, spatial_layers=2, temporal_layers=2),
+        spatial_queries=32,
+        quantizer=QuantizerConfig(latent_dim=32, spatial_size=1024, temporal_size=1024, gcn_hidden=128),
+        teacher=TeacherConfig(codebook_size=512, code_dim=8, hidden=48),
+    )
+
+
+def tiny() -> TokenizerConfig:
+    """The smallest model that exercises every path: 5x32x32 clips, 8 + 16 tokens."""
+    return TokenizerConfig(
+        preset="tiny",
+        patch=PatchConfig(frames=5, height=32, width=32),
+        encoder=TransformerConfig(width=64, heads=4, spatial_layers=2, temporal_layers=1),
+        decoder=TransformerConfig(width=64, heads=4, spatial_layers=2, temporal_layers=1),
+        spatial_queries=8,
+        quantizer=QuantizerConfig(latent_dim=16, spatial_size=256, temporal_size=256, gcn_hidden=64),
+        teacher=TeacherConfig(codebook_size=128, code_dim=8, hidden=32),
+    )
+
+
+PRESETS = {"paper": paper, "small": small, "tiny": tiny}
+
+
+def preset(name: str, overrides: dict[str, Any] | None = None) -> TokenizerConfig:
+    """A named preset with optional nested overrides."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    config = PRESETS[name]()
+    return apply_overrides(config, overrides) if overrides else config

@@ -1,0 +1,73 @@
+"""One filesystem layer for local paths and ``s3://`` URIs (pyarrow.fs).
+
+S3 is configured as AWS tools do: credentials from the standard environment/credential chain, the region
+from ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, and a custom endpoint (MinIO, moto, ...) from
+``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL``.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlparse
+
+import pyarrow.fs as pafs
+
+
+def is_remote(uri: str) -> bool:
+    return "://" in uri and not uri.startswith("file://")
+
+
+def s3_filesystem() -> pafs.S3FileSystem:
+    """An S3 filesystem configured from the environment."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    kwargs: dict = {}
+    if endpoint:
+        parsed = urlparse(endpoint)
+        kwargs["endpoint_override"] = parsed.netloc or parsed.path
+        kwargs["scheme"] = parsed.scheme or "https"
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region:
+        kwargs["region"] = region
+    return pafs.S3FileSystem(**kwargs)
+
+
+def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
+    """URI -> (filesystem, path inside it)."""
+    if uri.startswith("s3://"):
+        return s3_filesystem(), uri[len("s3://") :].rstrip("/")
+    if uri.startswith("file://"):
+        uri = uri[len("file://") :]
+    if is_remote(uri):
+        raise ValueError(f"unsupported URI scheme in {uri!r}; use a local path or s3://")
+    return pafs.LocalFileSystem(), os.path.abspath(uri)
+
+
+def join(uri: str, *parts: str) -> str:
+    return "/".join([uri.rstrip("/"), *parts]) if is_remote(uri) else os.path.join(uri, *parts)
+
+
+def read_bytes(uri: str) -> bytes:
+    fs, path = resolve(uri)
+    try:
+        with fs.open_input_stream(path) as f:
+            return f.read()
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"no such file: {uri}") from e
+    except OSError as e:
+        if "NoSuchKey" in str(e) or "does not exist" in str(e) or "Path does not exist" in str(e):
+            raise FileNotFoundError(f"no such file: {uri}") from e
+        raise
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    fs, path = resolve(uri)
+    parent = path.rsplit("/", 1)[0]
+    if parent:
+        fs.create_dir(parent, recursive=True)
+    with fs.open_output_stream(path) as f:
+        f.write(data)
+
+
+def exists(uri: str) -> bool:
+    fs, path = resolve(uri)
+    return fs.get_file_info(path).type != pafs.FileType.NotFound
