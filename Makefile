@@ -1,0 +1,32 @@
+# Two commands on a fresh machine: `make demo` runs the end-to-end demo, `make test` runs the tests.
+# Both create .venv and install the project with its test extras first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP)
+
+# torch first, from the local CPU wheel (a plain `torch` requirement would pull a multi-GB CUDA build);
+# lpips without its dependencies, because its torchvision requirement would replace that torch.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-deps lpips==0.1.4
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/python -m sweettok_platform.demo
+
+test: setup
+	$(BIN)/python -m pytest -q tests
+
+bench: setup
+	$(BIN)/python benchmarks/model_throughput.py
+
+clean:
+	rm -rf $(VENV) demo_out

@@ -1,0 +1,1 @@
+"""Subcommands of the ``sweettok`` CLI, one module each."""

@@ -1,0 +1,154 @@
+"""Reading clips and images into model input, and writing pixels back out as video or image files.
+
+Shared by the CLI, the batch job and the endpoint so all three cut clips the same way. Frames are
+``uint8 (t, h, w, c)``; model input is ``float (t, h, w, c)`` in [-0.5, 0.5] (see ``sweettok.from_uint8``).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+ClipPolicy = Literal["center", "random", "windows"]
+ResizePolicy = Literal["squash", "crop"]
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".JPEG")
+
+
+class MediaError(ValueError):
+    """A file that cannot be read as a clip: corrupt, too short, or of an unknown type."""
+
+
+@dataclass(kw_only=True)
+class ClipSpec:
+    """How to cut clips out of a video: ``frames`` per clip, which clips, and how to resize."""
+
+    frames: int = 17
+    height: int = 256
+    width: int = 256
+    policy: ClipPolicy = "center"
+    stride: int | None = None  # for policy "windows"; defaults to ``frames``
+    resize: ResizePolicy = "squash"
+    seed: int = 0
+
+
+@dataclass
+class Clip:
+    """One clip: uint8 frames (t, h, w, c), its first frame index and window index, and the source fps."""
+
+    frames: np.ndarray
+    start: int
+    window: int
+    fps: float
+
+
+def clip_starts(num_frames: int, spec: ClipSpec, key: str = "") -> list[int]:
+    """First-frame indices of the clips to take from a video of ``num_frames`` frames."""
+    if num_frames < spec.frames:
+        raise MediaError(f"too short: {num_frames} frames, a clip needs {spec.frames}")
+    last = num_frames - spec.frames
+    if spec.policy == "center":
+        return [last // 2]
+    if spec.policy == "random":
+        return [random.Random(f"{spec.seed}:{key}").randint(0, last)]
+    if spec.policy == "windows":
+        return list(range(0, last + 1, spec.stride or spec.frames))
+    raise MediaError(f"unknown clip policy {spec.policy!r}; expected center, random or windows")
+
+
+def resize_frames(frames: np.ndarray, spec: ClipSpec) -> np.ndarray:
+    """(t, h, w, c) uint8 -> (t, spec.height, spec.width, c): squash, or short-side resize + centre crop."""
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+    h, w = x.shape[-2:]
+    if spec.resize == "crop":
+        scale = max(spec.height / h, spec.width / w)
+        size = (max(spec.height, round(h * scale)), max(spec.width, round(w * scale)))
+        x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+        top, left = (size[0] - spec.height) // 2, (size[1] - spec.width) // 2
+        x = x[..., top : top + spec.height, left : left + spec.width]
+    elif spec.resize == "squash":
+        if (h, w) != (spec.height, spec.width):
+            x = F.interpolate(x, size=(spec.height, spec.width), mode="bilinear", antialias=True, align_corners=False)
+    else:
+        raise MediaError(f"unknown resize policy {spec.resize!r}; expected squash or crop")
+    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def is_image(name: str) -> bool:
+    return name.lower().endswith(tuple(s.lower() for s in IMAGE_SUFFIXES))
+
+
+def read_image(source: str | bytes, spec: ClipSpec) -> Clip:
+    """An image file (path or bytes) -> a one-frame clip."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+            frame = np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise MediaError(f"cannot decode image: {e}") from e
+    return Clip(frames=resize_frames(frame[None], spec), start=0, window=0, fps=0.0)
+
+
+def read_video(source: str | bytes, spec: ClipSpec, key: str = "") -> list[Clip]:
+    """A video (path or bytes) -> its clips, decoding only the frames the clips need (decord)."""
+    import decord
+
+    try:
+        reader = decord.VideoReader(io.BytesIO(source) if isinstance(source, bytes) else source, num_threads=1)
+        num_frames, fps = len(reader), float(reader.get_avg_fps())
+    except (decord.DECORDError, RuntimeError, OSError) as e:
+        raise MediaError(f"cannot decode video: {str(e).splitlines()[0][:200]}") from e
+    clips = []
+    for window, start in enumerate(clip_starts(num_frames, spec, key)):
+        try:
+            frames = reader.get_batch(list(range(start, start + spec.frames))).asnumpy()
+        except (decord.DECORDError, RuntimeError) as e:
+            raise MediaError(f"cannot decode frames {start}..{start + spec.frames - 1}: {str(e)[:200]}") from e
+        clips.append(Clip(frames=resize_frames(frames, spec), start=start, window=window, fps=fps))
+    return clips
+
+
+def read_clips(source: str | bytes, spec: ClipSpec, name: str = "") -> list[Clip]:
+    """Any supported file: images become one one-frame clip, videos their clips by policy."""
+    label = name or (source if isinstance(source, str) else "")
+    if is_image(label):
+        return [read_image(source, spec)]
+    if isinstance(source, str) and not os.path.exists(source):
+        raise MediaError(f"no such file: {source}")
+    return read_video(source, spec, key=label)
+
+
+def write_media(pixels: np.ndarray, path: str, fps: float = 8.0) -> None:
+    """uint8 frames (t, h, w, c) -> ``.mp4`` / ``.gif`` video, ``.png`` / ``.jpg`` image (first frame),
+    or ``.npy`` raw frames."""
+    import imageio.v3 as iio
+
+    if path.endswith(".npy"):
+        np.save(path, pixels)
+    elif is_image(path):
+        iio.imwrite(path, pixels[0])
+    elif path.endswith(".mp4"):
+        iio.imwrite(path, pixels, fps=fps, codec="libx264", macro_block_size=1)
+    elif path.endswith(".gif"):
+        iio.imwrite(path, pixels, duration=1000 / fps, loop=0)
+    else:
+        raise MediaError(f"unknown output type for {path}: use .mp4, .gif, .png, .jpg or .npy")
+
+
+def encode_media(pixels: np.ndarray, fmt: str, fps: float = 8.0) -> bytes:
+    """uint8 frames (t, h, w, c) -> file bytes in ``fmt`` ('mp4', 'png' or 'npy')."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, f"out.{fmt}")
+        write_media(pixels, path, fps)
+        with open(path, "rb") as f:
+            return f.read()
