@@ -44,7 +44,7 @@ def ray_cluster():
     os.environ.setdefault("DS_ACCELERATOR", "cpu")
     if not ray.is_initialized():
         ray.init(
-            num_cpus=4,
+            num_cpus=8,
             include_dashboard=False,
             log_to_driver=False,
             runtime_env={"env_vars": {"DS_ACCELERATOR": "cpu", "TOKENIZERS_PARALLELISM": "false"}},
