@@ -67,6 +67,10 @@ class VQTeacher(Teacher):
     def decode_embeddings(self, e: Tensor) -> Tensor:
         return self.unpatchify(self.dec(self.from_code(e)))
 
+    def pixel_decoder_parameters(self) -> list[nn.Parameter]:
+        """The ``decode_embeddings`` path (what stage 3 may fine-tune)."""
+        return [*self.from_code.parameters(), *self.dec.parameters(), *self.unpatchify.parameters()]
+
     def forward(self, x: Tensor) -> tuple[Tensor, Quantized]:
         """Reconstruction and quantization result, for stage 0 training."""
         q = self.quantize(x)

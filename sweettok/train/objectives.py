@@ -1,0 +1,225 @@
+"""Curriculum losses (paper §3.2.4): which parameters train in each stage, and each stage's loss.
+
+Stage 0 trains the VQ teacher as an autoencoder (MSE [+ LPIPS] + commitment). Stage 1 (images, eq. 6)
+and stage 2 (videos, eq. 7) train SweetTokenizer to predict the teacher's proxy codes (cross-entropy)
+plus the codebook loss. Stage 3 (eq. 8) decodes softmax(logits) x teacher codebook with the teacher's
+pixel decoder and trains on MSE + LPIPS + GAN (the generator term from ``disc_start`` on) + codebook loss.
+
+The objective holds the discriminator and LPIPS, never the model. Letters: b batch, c channels,
+t frames, t'/h'/w' teacher code grid, v teacher codebook size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from sweettok.train.config import StageConfig
+from sweettok.train.discriminator import DiscriminatorConfig, PatchDiscriminator, d_loss, g_loss
+from sweettok.train.lpips import LPIPS, LPIPSConfig
+from sweettok.train.metrics import codebook_stats, prefixed
+
+# parameters only the temporal branch uses; stage 1 (images) leaves them frozen
+TEMPORAL_PREFIXES = (
+    "encoder.patchify.temporal.", "encoder.pos_t", "encoder.queries_t", "encoder.temporal.",
+    "encoder.to_latent_t.", "decoder.from_latent_t.", "decoder.pos_latent_t", "decoder.pos_time",
+    "decoder.temporal.", "quantizer.temporal",
+)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The SweetTokenizer inside a DDP / DeepSpeed wrapper (or the model itself)."""
+    while hasattr(model, "module") and isinstance(model.module, nn.Module):
+        model = model.module
+    return model
+
+
+def teacher_decoder_parameters(teacher: nn.Module) -> list[nn.Parameter]:
+    """The teacher's pixel-decoder parameters (``decode_embeddings`` path), for stage-3 fine-tuning."""
+    if not hasattr(teacher, "pixel_decoder_parameters"):
+        raise ValueError(f"{type(teacher).__name__} does not expose pixel_decoder_parameters()")
+    return list(teacher.pixel_decoder_parameters())
+
+
+def trainable_parameters(model: nn.Module, stage: int, finetune_teacher_decoder: bool = False) -> list[nn.Parameter]:
+    """The parameters a stage trains.
+
+    stage 0: the teacher only. stage 1: everything outside the teacher except the temporal-only
+    parameters (``TEMPORAL_PREFIXES``): every returned parameter gets a gradient from an image batch.
+    stage 2: everything outside the teacher. stage 3: as stage 2, plus the teacher's pixel decoder when
+    ``finetune_teacher_decoder`` (the paper fine-tunes it; its encoder and codebook stay frozen).
+    """
+    model = _unwrap(model)
+    if stage == 0:
+        return list(model.teacher.parameters())
+    if stage not in (1, 2, 3):
+        raise ValueError(f"stage must be 0, 1, 2 or 3, got {stage}")
+    params = []
+    for name, p in model.named_parameters():
+        if name.startswith("teacher."):
+            continue
+        if stage == 1 and name.startswith(TEMPORAL_PREFIXES):
+            continue
+        params.append(p)
+    if stage == 3 and finetune_teacher_decoder:
+        params += teacher_decoder_parameters(model.teacher)
+    return params
+
+
+def set_trainable(model: nn.Module, stage: int, finetune_teacher_decoder: bool = False) -> list[nn.Parameter]:
+    """Freeze every parameter of ``model`` except ``trainable_parameters(...)``, which it returns."""
+    params = trainable_parameters(model, stage, finetune_teacher_decoder)
+    keep = {id(p) for p in params}
+    for p in _unwrap(model).parameters():
+        p.requires_grad_(id(p) in keep)
+    return params
+
+
+@dataclass
+class StepOutput:
+    """One generator step: the scalar loss, float metrics, and the detached reconstruction (stages 0, 3)."""
+
+    loss: Tensor
+    metrics: dict[str, float]
+    reconstruction: Tensor | None = None
+
+
+class CurriculumObjective(nn.Module):
+    """Generator and discriminator losses for every stage; owns the discriminator and LPIPS.
+
+    Checkpoint ``objective.discriminator`` (LPIPS is frozen and rebuilt from its weight files).
+    """
+
+    def __init__(
+        self,
+        stages: Sequence[StageConfig],
+        *,
+        lpips: LPIPSConfig | None = None,
+        discriminator: DiscriminatorConfig | None = None,
+    ) -> None:
+        super().__init__()
+        self.stages = {s.index: s for s in stages}
+        self.discriminator = PatchDiscriminator(discriminator)
+        needs_lpips = any(s.loss.lpips > 0 for s in stages)
+        self.lpips = LPIPS(lpips) if needs_lpips else None
+        self.last_reconstruction: Tensor | None = None
+
+    def stage_config(self, stage: int) -> StageConfig:
+        if stage not in self.stages:
+            raise ValueError(f"no config for stage {stage}; configured stages: {sorted(self.stages)}")
+        return self.stages[stage]
+
+    def disc_active(self, step: int) -> bool:
+        """Whether the discriminator (and the generator GAN term) is on at ``step`` of stage 3."""
+        cfg = self.stages.get(3)
+        return cfg is not None and cfg.loss.gan > 0 and step >= cfg.disc_start
+
+    # ---- generator ----------------------------------------------------------------------------
+    def generator_loss(self, model: nn.Module, x: Tensor, stage: int, step: int) -> tuple[Tensor, dict[str, float]]:
+        """The stage's loss on a batch x (b, c, t, h, w) in [-0.5, 0.5]; keeps ``last_reconstruction``."""
+        out = self.compute(model, x, stage, step)
+        self.last_reconstruction = out.reconstruction
+        return out.loss, out.metrics
+
+    def compute(self, model: nn.Module, x: Tensor, stage: int, step: int) -> StepOutput:
+        cfg = self.stage_config(stage)
+        if x.ndim != 5:
+            raise ValueError(f"expected a batch (b, c, t, h, w), got shape {tuple(x.shape)}")
+        if stage == 0:
+            return self._stage0(model, x, cfg)
+        if stage in (1, 2):
+            return self._proxy_codes(model, x, stage, cfg)
+        return self._pixels(model, x, step, cfg)
+
+    def _stage0(self, model: nn.Module, x: Tensor, cfg: StageConfig) -> StepOutput:
+        teacher = _unwrap(model).teacher
+        recon, q = teacher(x)  # (b, c, t, h, w), Quantized over the code grid
+        terms = {"mse": F.mse_loss(recon.float(), x.float()), "vq": q.loss.float()}
+        terms.update(self._perceptual(recon, x, cfg))
+        loss = self._weighted(terms, cfg)
+        metrics = {k: float(v.detach()) for k, v in terms.items()}
+        metrics.update(prefixed(codebook_stats(q.ids, teacher.codebook.shape[0]), "teacher"))
+        return StepOutput(loss, {"loss": float(loss.detach()), **metrics}, recon.detach())
+
+    def _proxy_codes(self, model: nn.Module, x: Tensor, stage: int, cfg: StageConfig) -> StepOutput:
+        inner = _unwrap(model)
+        if stage == 1 or cfg.data == "images":
+            x = x[:, :, :1]  # images: the first frame, spatial branch only
+        with torch.no_grad():
+            targets = inner.teacher.encode_codes(x)  # (b, t', h', w')
+        out = model(x)
+        logits = out.logits.float()  # (b, t', h', w', v)
+        ce_s = F.cross_entropy(rearrange(logits[:, :1], "b t h w v -> (b t h w) v"), targets[:, :1].reshape(-1))
+        terms = {"ce_spatial": ce_s}
+        if logits.shape[1] > 1:  # eq. 7: the temporal cells' cross-entropy is a second term
+            terms["ce_temporal"] = F.cross_entropy(
+                rearrange(logits[:, 1:], "b t h w v -> (b t h w) v"), targets[:, 1:].reshape(-1)
+            )
+        ce = sum(terms.values())
+        vq = out.latents.vq_loss.float()
+        loss = cfg.loss.ce * ce + cfg.loss.vq * vq
+        metrics = {"loss": float(loss.detach()), "ce": float(ce), "vq": float(vq), **{k: float(v.detach()) for k, v in terms.items()}}
+        metrics["code_accuracy"] = float((logits.argmax(-1) == targets).float().mean())
+        metrics.update(self._token_stats(inner, out.latents.ids))
+        return StepOutput(loss, metrics)
+
+    def _pixels(self, model: nn.Module, x: Tensor, step: int, cfg: StageConfig) -> StepOutput:
+        inner = _unwrap(model)
+        if cfg.data == "images":
+            x = x[:, :, :1]
+        out = model(x, pixels=True)
+        recon = out.pixels  # (b, c, t, h, w)
+        terms = {"mse": F.mse_loss(recon.float(), x.float()), "vq": out.latents.vq_loss.float()}
+        terms.update(self._perceptual(recon, x, cfg))
+        if self.disc_active(step):
+            disc = self.discriminator
+            disc.requires_grad_(False)  # the generator term must not write discriminator gradients
+            try:
+                terms["gan"] = g_loss(disc(recon.float()), cfg.gan_loss)
+            finally:
+                disc.requires_grad_(True)
+        loss = self._weighted(terms, cfg)
+        metrics = {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
+        metrics.update(self._token_stats(inner, out.latents.ids))
+        return StepOutput(loss, metrics, recon.detach())
+
+    # ---- discriminator ------------------------------------------------------------------------
+    def discriminator_loss(self, real: Tensor, fake: Tensor, step: int) -> tuple[Tensor, dict[str, float]]:
+        """Discriminator loss on real clips and (detached) reconstructions; exactly 0 before ``disc_start``."""
+        if not self.disc_active(step):
+            zero = sum(p.sum() * 0.0 for p in self.discriminator.parameters())  # keeps the graph for wrappers
+            return zero, {"disc_loss": 0.0}
+        cfg = self.stages[3]
+        real_logits = self.discriminator(real.float())
+        fake_logits = self.discriminator(fake.detach().float())
+        loss = d_loss(real_logits, fake_logits, cfg.gan_loss)
+        return loss, {
+            "disc_loss": float(loss),
+            "logits_real": float(real_logits.mean()),
+            "logits_fake": float(fake_logits.mean()),
+        }
+
+    # ---- helpers ------------------------------------------------------------------------------
+    def _perceptual(self, recon: Tensor, x: Tensor, cfg: StageConfig) -> dict[str, Tensor]:
+        if cfg.loss.lpips <= 0:
+            return {}
+        if self.lpips is None:
+            raise ValueError("this objective was built without LPIPS (no stage had an lpips weight)")
+        return {"lpips": self.lpips(recon.float(), x.float()).mean()}
+
+    @staticmethod
+    def _weighted(terms: dict[str, Tensor], cfg: StageConfig) -> Tensor:
+        return sum(getattr(cfg.loss, name) * value for name, value in terms.items())
+
+    @staticmethod
+    def _token_stats(model: nn.Module, ids: Tensor) -> dict[str, float]:
+        n_s = model.num_spatial
+        stats = prefixed(codebook_stats(ids[:, :n_s], model.quantizer.size("spatial")), "spatial")
+        if ids.shape[1] > n_s:
+            stats.update(prefixed(codebook_stats(ids[:, n_s:], model.quantizer.size("temporal")), "temporal"))
+        return stats
