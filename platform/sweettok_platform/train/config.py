@@ -1,0 +1,158 @@
+"""The training job spec: what `sweettok train` reads from YAML + ``--set`` overrides.
+
+A job runs one or more curriculum stages (``stage0`` .. ``stage3``) of one model on one Ray cluster.
+Each stage is its own Ray Train run named ``<name>-<stage>`` under ``storage_path``; stage N+1 starts
+from stage N's final checkpoint, and the last stage of the curriculum exports a tokenizer bundle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from sweettok import storage
+from sweettok.config import TokenizerConfig, _build, preset
+from sweettok.train.config import STAGE_NAMES, StageConfig, stage_presets
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
+@dataclass(kw_only=True)
+class DatasetConfig:
+    """Where clips come from. ``paths``: video/image files, directories or glob patterns (local).
+
+    Video stages cut ``frames``-long windows every ``stride`` frames (default: no overlap); the image
+    stage (stage 1) takes single frames every ``image_stride`` frames of the videos, plus any image files.
+    Decoded clips are cached as uint8 ``.npy`` files under ``cache_dir`` (per node) so restarts and later
+    stages do not decode again.
+    """
+
+    paths: list[str] = field(default_factory=list)
+    stride: int | None = None
+    image_stride: int | None = None
+    max_clips: int | None = None  # cap on clips (whole dataset, before sharding); None = all
+    resize: str = "squash"  # "squash" | "crop"
+    cache_dir: str | None = None  # default: <tmp>/sweettok-clip-cache
+
+
+@dataclass(kw_only=True)
+class ModelSpec:
+    """The tokenizer to train: a preset with nested overrides (see ``sweettok.config``)."""
+
+    preset: str = "tiny"
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def build(self) -> TokenizerConfig:
+        return preset(self.preset, self.overrides or None)
+
+
+@dataclass(kw_only=True)
+class FaultConfig:
+    """Fault injection for recovery tests: rank 0 exits hard at the start of ``step`` of ``stage``,
+    once (``marker`` is created first; a later attempt that finds it goes on)."""
+
+    stage: str
+    step: int
+    marker: str
+
+
+@dataclass(kw_only=True)
+class TrainJobConfig:
+    """One training job. ``stages`` lists the stages to run, in curriculum order."""
+
+    name: str
+    storage_path: str  # local directory or s3://bucket/prefix; checkpoints and the bundle go here
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    model: ModelSpec = field(default_factory=ModelSpec)
+    stages: list[str] = field(default_factory=lambda: list(STAGE_NAMES))
+    stage_preset: str = "tiny"  # "paper" | "tiny": sweettok.train.config presets
+    stage_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # {"stage1": {"steps": 10}}
+    num_workers: int = 2
+    use_gpu: bool = False
+    gpus_per_worker: float = 1.0
+    cpus_per_worker: float = 1.0
+    zero_stage: int = 2
+    precision: str = "auto"  # auto: the stage's precision on GPU, fp32 on CPU
+    checkpoint_every: int | None = None  # steps; None: the stage config's value
+    keep_checkpoints: int = 2
+    max_failures: int = 3
+    log_every: int = 10  # console line every N steps (rank 0)
+    log_dir: str | None = None  # local dir for metrics.jsonl + loss PNGs; default ./runs/<name>
+    seed: int = 0
+    init: str | None = None  # checkpoint dir or bundle to start the first listed stage from
+    export: str | None = None  # bundle URI; default <storage_path>/<name>-bundle
+    lpips_vgg_weights: str | None = None  # torchvision-format VGG16 state dict for LPIPS
+    fault: FaultConfig | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name:
+            raise ValueError(f"name must be a non-empty run name without '/', got {self.name!r}")
+        unknown = [s for s in self.stages if s not in STAGE_NAMES]
+        if unknown or not self.stages:
+            raise ValueError(f"stages must be a non-empty list of {list(STAGE_NAMES)}, got {self.stages}")
+        order = [STAGE_NAMES.index(s) for s in self.stages]
+        if order != sorted(set(order)):
+            raise ValueError(f"stages must be listed once each, in curriculum order, got {self.stages}")
+        if self.zero_stage not in (0, 1, 2):
+            raise ValueError(f"zero_stage must be 0, 1 or 2 (ZeRO-3 is not supported: EMA needs full weights), "
+                             f"got {self.zero_stage}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if not self.use_gpu and self.precision in ("fp16", "bf16"):
+            raise ValueError(f"precision {self.precision} needs use_gpu: true; CPU training runs in fp32")
+        if self.num_workers < 1:
+            raise ValueError(f"num_workers must be >= 1, got {self.num_workers}")
+        bad = set(self.stage_overrides) - set(STAGE_NAMES)
+        if bad:
+            raise ValueError(f"stage_overrides names unknown stages {sorted(bad)}; expected {list(STAGE_NAMES)}")
+
+    # ---- resolution ---------------------------------------------------------------------------
+    def stage_configs(self) -> dict[str, StageConfig]:
+        """All four stage configs of the preset with this job's overrides (and checkpoint_every)."""
+        out = {}
+        for cfg in stage_presets(self.stage_preset):
+            data = _merge(cfg.to_dict(), self.stage_overrides.get(cfg.name, {}))
+            if self.checkpoint_every is not None:
+                data["checkpoint_every"] = self.checkpoint_every
+            out[cfg.name] = StageConfig.from_dict(data)
+        return out
+
+    def precision_for(self, stage: StageConfig) -> str:
+        if not self.use_gpu:
+            return "fp32"
+        return stage.precision if self.precision == "auto" else self.precision
+
+    def run_name(self, stage: str) -> str:
+        """The Ray Train run name of one stage."""
+        return f"{self.name}-{stage}"
+
+    def stage_uri(self, stage: str) -> str:
+        return storage.join(self.storage_path, self.run_name(stage))
+
+    def bundle_uri(self) -> str:
+        return self.export or storage.join(self.storage_path, f"{self.name}-bundle")
+
+    def local_log_dir(self) -> str:
+        import os
+
+        return os.path.abspath(self.log_dir or os.path.join("runs", self.name))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainJobConfig":
+        data = dict(data)
+        fault = data.pop("fault", None)
+        config = _build(cls, data)
+        if fault is not None:
+            config.fault = fault if isinstance(fault, FaultConfig) else _build(FaultConfig, fault)
+        return config
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out

@@ -1,0 +1,257 @@
+"""The Ray Train worker loop of one curriculum stage: DeepSpeed engines, EMA, schedule, checkpoints.
+
+Runs inside each training worker (``TorchTrainer(train_loop_per_worker=train_worker)``). The model,
+losses and schedule are plain PyTorch from ``sweettok.train``; this file only wires them to DeepSpeed,
+the data shard and Ray Train's report/checkpoint calls.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sweettok_platform.train.config import TrainJobConfig
+
+
+@dataclass(kw_only=True)
+class WorkerPlan:
+    """Everything a worker needs for one stage (crosses the Ray boundary as one typed object)."""
+
+    job: TrainJobConfig
+    stage: Any  # sweettok.train.config.StageConfig (resolved, with the job's overrides)
+    model_config: dict[str, Any]  # TokenizerConfig.to_dict()
+    init_weights: Any = None  # ObjectRef of safetensors bytes (previous stage's EMA weights) or None
+    live_metrics: str | None = None  # rank 0 mirrors metrics.jsonl here while training
+
+
+def deepspeed_config(stage: Any, *, zero_stage: int, precision: str, use_gpu: bool, lr: float) -> dict[str, Any]:
+    """The DeepSpeed config of one engine: ZeRO stage, precision, AdamW (torch's on CPU), clipping."""
+    config: dict[str, Any] = {
+        "train_micro_batch_size_per_gpu": stage.batch_size,
+        "gradient_accumulation_steps": 1,
+        "zero_optimization": {"stage": zero_stage},
+        "optimizer": {"type": "AdamW", "params": {
+            "lr": lr, "betas": list(stage.betas), "eps": stage.eps, "weight_decay": stage.weight_decay,
+            "torch_adam": not use_gpu,
+        }},
+        "fp16": {"enabled": precision == "fp16"},
+        "bf16": {"enabled": precision == "bf16"},
+        "steps_per_print": 10**9,
+        "wall_clock_breakdown": False,
+    }
+    if stage.grad_clip > 0:
+        config["gradient_clipping"] = stage.grad_clip
+    return config
+
+
+def _set_lr(engine: Any, lr: float) -> None:
+    for group in engine.optimizer.param_groups:
+        group["lr"] = lr
+
+
+def train_worker(config: dict[str, Any]) -> None:
+    """Ray Train entry point: ``config = {"plan": WorkerPlan}``."""
+    plan: WorkerPlan = config["plan"]
+    if not plan.job.use_gpu:
+        os.environ["DS_ACCELERATOR"] = "cpu"  # before deepspeed is imported in this process
+    StageRunner(plan).run()
+
+
+class StageRunner:
+    """One worker's view of a stage: build, restore, step, checkpoint."""
+
+    def __init__(self, plan: WorkerPlan) -> None:
+        import deepspeed
+        import ray
+        import ray.train
+        import torch
+        from safetensors.torch import load as load_safetensors
+
+        from sweettok import SweetTokenizer, TokenizerConfig
+        from sweettok.train.ema import EMA
+        from sweettok.train.lpips import LPIPSConfig
+        from sweettok.train.objectives import CurriculumObjective, set_trainable
+        from sweettok_platform.train.data import worker_loader
+
+        self.plan, job, cfg = plan, plan.job, plan.stage
+        ctx = ray.train.get_context()
+        self.rank, self.world = ctx.get_world_rank(), ctx.get_world_size()
+        self.index = cfg.index
+        if job.use_gpu:
+            from ray.train.torch import get_device
+
+            self.device = get_device()
+        else:
+            self.device = torch.device("cpu")
+            torch.set_num_threads(max(1, int(job.cpus_per_worker)))
+        torch.manual_seed(job.seed)  # identical init on every rank (DeepSpeed also broadcasts rank 0's)
+
+        model_config = TokenizerConfig.from_dict(plan.model_config)
+        model = SweetTokenizer(model_config)
+        if plan.init_weights is not None:
+            model.load_state_dict(load_safetensors(ray.get(plan.init_weights)), strict=True)
+        params = set_trainable(model, self.index, cfg.finetune_teacher_decoder)
+        self.objective = CurriculumObjective(
+            [cfg], lpips=LPIPSConfig(vgg_weights=job.lpips_vgg_weights) if cfg.loss.lpips > 0 else None
+        ).to(self.device)
+        precision = job.precision_for(cfg)
+        ds = dict(zero_stage=job.zero_stage, precision=precision, use_gpu=job.use_gpu)
+        self.engine, *_ = deepspeed.initialize(
+            model=model.to(self.device), model_parameters=params,
+            config=deepspeed_config(cfg, lr=cfg.lr, **ds),
+        )
+        self.disc = None
+        if self.index == 3 and cfg.loss.gan > 0:
+            d = self.objective.discriminator
+            self.disc, *_ = deepspeed.initialize(
+                model=d, model_parameters=list(d.parameters()), config=deepspeed_config(cfg, lr=cfg.disc_lr, **ds)
+            )
+        self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+        self.ema = EMA(self.engine.module, cfg.ema_decay) if self.rank == 0 else None
+        patch = model_config.patch
+        self.loader = worker_loader(
+            job.dataset, frames=patch.frames, height=patch.height, width=patch.width,
+            images=cfg.data == "images", batch_size=cfg.batch_size, rank=self.rank, world=self.world,
+            seed=job.seed + self.index,
+        )
+        self.step, self.attempt, self.rows = 0, 0, []
+        self._restore()
+
+    # ---- checkpoints --------------------------------------------------------------------------
+    def _restore(self) -> None:
+        import ray.train
+
+        from sweettok_platform.train import checkpoint as ck
+
+        checkpoint = ray.train.get_checkpoint()
+        if checkpoint is None:
+            return
+        with checkpoint.as_directory() as d:
+            state = ck.load_state(d)
+            if state.world_size != self.world:
+                raise ValueError(f"checkpoint {checkpoint.path} was written by {state.world_size} workers, "
+                                 f"this run has {self.world}; ZeRO optimizer partitions do not match")
+            self.engine.load_checkpoint(d, tag="gen")
+            if self.disc is not None:
+                self.disc.load_checkpoint(d, tag="disc")
+            self.loader.seek(ck.load_position(d, self.rank))
+            if self.ema is not None:
+                self.ema.load_state_dict(ck.load_ema(d))
+                self.rows = [r for r in ck.read_metrics(os.path.join(d, "metrics.jsonl")) if r["step"] <= state.step]
+            self.step, self.attempt = state.step, state.attempt + 1
+        if self.rank == 0:
+            self._log(f"resumed from {checkpoint.path} at step {self.step} (attempt {self.attempt})")
+            if self.plan.live_metrics:
+                ck.write_jsonl(self.plan.live_metrics, self.rows)
+
+    def _save(self, summary: dict[str, Any]) -> None:
+        import ray.train
+
+        from sweettok_platform.train import checkpoint as ck
+
+        tmp = tempfile.mkdtemp(prefix=f"sweettok-ckpt-r{self.rank}-")
+        try:
+            self.engine.save_checkpoint(tmp, tag="gen")
+            if self.disc is not None:
+                self.disc.save_checkpoint(tmp, tag="disc")
+            state = ck.TrainState(stage=self.plan.stage.name, step=self.step, attempt=self.attempt,
+                                  world_size=self.world)
+            weights = ema = None
+            if self.ema is not None:
+                weights = ck.model_state(self.engine.module)
+                weights.update({k: v.cpu() for k, v in self.ema.shadow.items()})
+                ema = self.ema.state_dict()
+            ck.save_rank_files(tmp, rank=self.rank, state=state, position=self.loader.position,
+                               weights=weights, ema=ema, metrics=self.rows if self.rank == 0 else None)
+            ray.train.report(summary, checkpoint=ray.train.Checkpoint.from_directory(tmp),
+                             checkpoint_dir_name=f"step_{self.step:08d}")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    # ---- training -----------------------------------------------------------------------------
+    def _fault(self) -> None:
+        fault = self.plan.job.fault
+        if (fault is not None and self.rank == 0 and fault.stage == self.plan.stage.name
+                and fault.step == self.step + 1 and not os.path.exists(fault.marker)):
+            with open(fault.marker, "w") as f:
+                f.write(f"rank 0 exited before step {fault.step}\n")
+            self._log(f"fault injection: exiting before step {fault.step}")
+            os._exit(1)
+
+    def _mean_across_ranks(self, metrics: dict[str, float]) -> dict[str, float]:
+        import torch
+        import torch.distributed as dist
+
+        if self.world == 1 or not dist.is_initialized():
+            return metrics
+        keys = sorted(metrics)
+        values = torch.tensor([metrics[k] for k in keys], dtype=torch.float64, device=self.device)
+        dist.all_reduce(values)
+        return {k: float(v) / self.world for k, v in zip(keys, values.tolist())}
+
+    def train_step(self) -> dict[str, float]:
+        """One optimizer step of the generator (and the discriminator in stage 3); returns metrics."""
+        from sweettok.train.config import lr_at
+
+        cfg = self.plan.stage
+        x = self.loader.next_batch().to(self.device, self.dtype)  # (b, c, t, h, w)
+        lr = lr_at(self.step, cfg)
+        _set_lr(self.engine, lr)
+        loss, metrics = self.objective.generator_loss(self.engine, x, self.index, self.step)
+        self.engine.backward(loss)
+        self.engine.step()
+        metrics = {**metrics, "lr": lr}
+        if self.disc is not None:
+            _set_lr(self.disc, lr_at(self.step, cfg, peak=cfg.disc_lr))
+            d_loss, d_metrics = self.objective.discriminator_loss(x, self.objective.last_reconstruction, self.step)
+            self.disc.backward(d_loss)
+            self.disc.step()
+            metrics.update(d_metrics)
+        if self.ema is not None:
+            self.ema.update(self.engine.module)
+        return metrics
+
+    def run(self) -> None:
+        from sweettok_platform.train import checkpoint as ck
+
+        cfg, job = self.plan.stage, self.plan.job
+        every = max(1, cfg.checkpoint_every)
+        clips_per_step = cfg.batch_size * self.world
+        if self.rank == 0 and self.step == 0:
+            self._log(f"{self.world} workers, ZeRO-{job.zero_stage}, {job.precision_for(cfg)}, "
+                      f"{len(self.loader)} clips on rank 0, {cfg.steps} steps of {clips_per_step} clips")
+        while self.step < cfg.steps:
+            self._fault()
+            start = time.perf_counter()
+            metrics = self._mean_across_ranks(self.train_step())
+            elapsed = time.perf_counter() - start
+            self.step += 1
+            row = {"stage": cfg.name, "step": self.step, "attempt": self.attempt, **metrics,
+                   "clips_per_s": clips_per_step / elapsed, "step_time_s": elapsed}
+            if self.rank == 0:
+                self.rows.append(row)
+                if self.plan.live_metrics:
+                    ck.write_jsonl(self.plan.live_metrics, self.rows)
+                if self.step % max(1, job.log_every) == 0 or self.step == cfg.steps:
+                    self._log(_progress_line(row, cfg.steps))
+            if self.step % every == 0 or self.step == cfg.steps:
+                self._save({k: v for k, v in row.items() if isinstance(v, (int, float))})
+
+    def _log(self, message: str) -> None:
+        print(f"[{self.plan.job.run_name(self.plan.stage.name)}] {message}", file=sys.stderr, flush=True)
+
+
+def _progress_line(row: dict[str, Any], total: int) -> str:
+    """A compact console line: step, loss terms, usage, throughput."""
+    width = 20
+    done = int(width * row["step"] / total)
+    keys = [k for k in ("loss", "ce", "vq", "mse", "lpips", "gan", "disc_loss", "code_accuracy",
+                        "spatial_usage", "temporal_usage", "teacher_usage") if k in row]
+    terms = " ".join(f"{k} {row[k]:.4g}" for k in keys)
+    return (f"|{'#' * done}{'.' * (width - done)}| step {row['step']}/{total} {terms} "
+            f"lr {row['lr']:.2e} {row['clips_per_s']:.1f} clips/s")

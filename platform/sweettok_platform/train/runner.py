@@ -1,0 +1,224 @@
+"""Driver side of training: check the job, run each stage as a Ray Train run, chain stages, export.
+
+``run_curriculum(config)`` is the one call the CLI and the demo make. Each stage is a ``TorchTrainer``
+run named ``<name>-<stage>`` under ``storage_path``: a worker failure restarts the worker group from
+the latest checkpoint (``FailureConfig``), and a rerun of the same job resumes (Ray Train restores a
+run with the same name and storage path; a stage with a ``final.json`` is skipped). Stage N+1 starts
+from stage N's final EMA weights. After the last stage of the curriculum the EMA weights are exported
+as a tokenizer bundle.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+from sweettok import storage
+from sweettok.train.config import STAGE_NAMES, StageConfig
+from sweettok_platform.train import checkpoint as ck
+from sweettok_platform.train.config import TrainJobConfig
+from sweettok_platform.train.data import list_clips, resolve_paths
+
+FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION",
+                 "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
+
+
+@dataclass(kw_only=True)
+class StagePlan:
+    """What the driver decided for one stage before starting any worker."""
+
+    stage: StageConfig
+    init: str | None  # weights URI to start from (None: fresh weights; or chained from the previous stage)
+    done: ck.StageResult | None  # set when this stage already finished (a rerun skips it)
+
+
+def _log(message: str) -> None:
+    print(f"sweettok train: {message}", file=sys.stderr, flush=True)
+
+
+def init_weights_uri(uri: str) -> str:
+    """A checkpoint directory, a bundle directory or a ``.safetensors`` file -> the weights file URI."""
+    if uri.endswith(".safetensors"):
+        candidates = [uri]
+    else:
+        candidates = [storage.join(uri, ck.WEIGHTS), storage.join(uri, "model.safetensors")]
+    for candidate in candidates:
+        if storage.exists(candidate):
+            return candidate
+    raise FileNotFoundError(f"init {uri}: expected a training checkpoint ({ck.WEIGHTS}) or a tokenizer "
+                            "bundle (model.safetensors); found neither")
+
+
+def check_job(config: TrainJobConfig) -> list[StagePlan]:
+    """Validate everything that can be checked without workers; returns the per-stage plan.
+
+    Raises FileNotFoundError / ValueError with one readable line: missing dataset, missing teacher
+    checkpoint, a stage whose predecessor has not finished.
+    """
+    model_config = config.model.build()
+    teacher = model_config.teacher
+    if teacher.kind != "vq":
+        if not teacher.checkpoint:
+            raise ValueError(f"teacher kind {teacher.kind!r} needs model.overrides.teacher.checkpoint")
+        if not storage.exists(teacher.checkpoint):
+            raise FileNotFoundError(f"teacher checkpoint does not exist: {teacher.checkpoint}")
+        if "stage0" in config.stages:
+            raise ValueError("stage0 trains the project's VQ teacher; with a pretrained teacher start at stage1")
+    if model_config.quantizer.kind == "language":
+        codebook = model_config.quantizer.codebook
+        if not codebook or not storage.exists(codebook):
+            raise FileNotFoundError(f"language codebook does not exist: {codebook}")
+
+    files = resolve_paths(config.dataset.paths)
+    stages = config.stage_configs()
+    patch = model_config.patch
+    for name in config.stages:
+        images = stages[name].data == "images"
+        frames = 1 if images else patch.frames
+        stride = (config.dataset.image_stride if images else config.dataset.stride) or patch.frames
+        videos = files if images else [f for f in files if f.lower().endswith(tuple(_video_suffixes()))]
+        count = len(list_clips(videos, frames, stride, config.dataset.max_clips))
+        if count < config.num_workers:
+            kind = "images" if images else f"{frames}-frame clips"
+            raise ValueError(f"{name}: the dataset {config.dataset.paths} yields {count} {kind}, "
+                             f"fewer than num_workers={config.num_workers}")
+
+    plans: list[StagePlan] = []
+    for position, name in enumerate(config.stages):
+        done = ck.read_final(config.stage_uri(name))
+        init = None
+        if position == 0:
+            if config.init:
+                init = init_weights_uri(config.init)
+            elif name != "stage0" and not (name == "stage1" and teacher.kind != "vq"):
+                previous = STAGE_NAMES[STAGE_NAMES.index(name) - 1]
+                result = ck.read_final(config.stage_uri(previous))
+                if result is None and done is None:
+                    raise FileNotFoundError(
+                        f"{name} starts from {previous}'s final checkpoint, but {previous} has not finished "
+                        f"(no {storage.join(config.stage_uri(previous), ck.FINAL)}); run {previous} first "
+                        "or set init to a checkpoint or bundle"
+                    )
+                init = result.weights if result is not None else None
+        plans.append(StagePlan(stage=stages[name], init=init, done=done))
+    return plans
+
+
+def _video_suffixes() -> tuple[str, ...]:
+    from sweettok_platform.train.data import VIDEO_SUFFIXES
+
+    return VIDEO_SUFFIXES
+
+
+def _storage_filesystem(config: TrainJobConfig):
+    if config.storage_path.startswith("s3://"):
+        return storage.s3_filesystem()
+    return None
+
+
+def run_stage(config: TrainJobConfig, stage: StageConfig, init: str | None) -> ck.StageResult:
+    """Run (or resume) one stage as a Ray Train run; returns its final checkpoint."""
+    import ray
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    from sweettok_platform.train.loop import WorkerPlan, train_worker
+
+    model_config = config.model.build()
+    log_dir = os.path.join(config.local_log_dir(), stage.name)
+    init_ref = ray.put(storage.read_bytes(init)) if init else None
+    plan = WorkerPlan(job=config, stage=stage, model_config=model_config.to_dict(), init_weights=init_ref,
+                      live_metrics=os.path.join(log_dir, "metrics.jsonl"))
+    env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ and config.storage_path.startswith("s3://")}
+    if not config.use_gpu:
+        env["DS_ACCELERATOR"] = "cpu"
+    resources = {"CPU": config.cpus_per_worker}
+    if config.use_gpu:
+        resources["GPU"] = config.gpus_per_worker
+    storage_path = config.storage_path
+    fs = _storage_filesystem(config)
+    if fs is not None:
+        storage_path = storage_path[len("s3://"):]
+    elif not storage.is_remote(storage_path):
+        storage_path = os.path.abspath(storage_path)
+    trainer = TorchTrainer(
+        train_worker,
+        train_loop_config={"plan": plan},
+        scaling_config=ScalingConfig(num_workers=config.num_workers, use_gpu=config.use_gpu,
+                                     resources_per_worker=resources),
+        torch_config=TorchConfig(backend="nccl" if config.use_gpu else "gloo"),
+        run_config=RunConfig(
+            name=config.run_name(stage.name), storage_path=storage_path, storage_filesystem=fs,
+            failure_config=FailureConfig(max_failures=config.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=max(1, config.keep_checkpoints)),
+            worker_runtime_env={"env_vars": env},
+        ),
+    )
+    started = time.perf_counter()
+    _log(f"{stage.name}: {stage.steps} steps on {config.num_workers} workers -> {config.stage_uri(stage.name)}")
+    trainer.fit()
+    final = storage.join(config.stage_uri(stage.name), f"step_{stage.steps:08d}")
+    if not storage.exists(storage.join(final, ck.WEIGHTS)):
+        raise RuntimeError(f"{stage.name} ended without its final checkpoint {final}")
+    result = ck.StageResult(stage=stage.name, checkpoint=final, steps=stage.steps)
+    _write_stage_report(config, stage, result, log_dir)
+    ck.write_final(config.stage_uri(stage.name), result)
+    _log(f"{stage.name}: done in {time.perf_counter() - started:.0f} s -> {final}")
+    return result
+
+
+def _write_stage_report(config: TrainJobConfig, stage: StageConfig, result: ck.StageResult, log_dir: str) -> None:
+    """metrics.jsonl from the final checkpoint + the loss-curve PNG, locally and beside the checkpoints."""
+    from sweettok.train.plots import plot_metrics
+
+    os.makedirs(log_dir, exist_ok=True)
+    metrics = os.path.join(log_dir, "metrics.jsonl")
+    with open(metrics, "wb") as f:
+        f.write(storage.read_bytes(storage.join(result.checkpoint, "metrics.jsonl")))
+    png = os.path.join(log_dir, "loss.png")
+    plot_metrics(metrics, png)
+    for name in ("metrics.jsonl", "loss.png"):
+        with open(os.path.join(log_dir, name), "rb") as f:
+            storage.write_bytes(storage.join(config.stage_uri(stage.name), name), f.read())
+
+
+def export_bundle(config: TrainJobConfig, result: ck.StageResult) -> str:
+    """The final stage's EMA weights -> a tokenizer bundle at ``config.bundle_uri()``; returns the URI."""
+    from sweettok import SweetTokenizer, save_bundle
+
+    model = SweetTokenizer(config.model.build())
+    model.load_state_dict(ck.read_weights(result.weights), strict=True)
+    uri = config.bundle_uri()
+    digest = save_bundle(model.eval(), uri, extra={"trained": {"job": config.name, "stage": result.stage,
+                                                              "checkpoint": result.checkpoint}})
+    _log(f"exported bundle {uri} (hash {digest[:12]})")
+    return uri
+
+
+def run_curriculum(config: TrainJobConfig) -> str:
+    """Run the job's stages in order (skipping finished ones) and export the bundle; returns its URI.
+
+    The bundle is exported when the job runs through ``stage3``; a job that stops earlier returns the
+    last stage's final checkpoint URI instead.
+    """
+    import ray
+
+    plans = check_job(config)  # every bad input fails here, before a worker starts
+    if not ray.is_initialized():
+        ray.init(runtime_env={"env_vars": {"DS_ACCELERATOR": "cpu"}} if not config.use_gpu else None)
+    started = time.perf_counter()
+    result: ck.StageResult | None = None
+    for plan in plans:
+        if plan.done is not None:
+            _log(f"{plan.stage.name}: already finished ({plan.done.checkpoint}); skipping")
+            result = plan.done
+            continue
+        init = plan.init or (result.weights if result is not None else None)
+        result = run_stage(config, plan.stage, init)
+    assert result is not None
+    _log(f"curriculum {config.stages} done in {time.perf_counter() - started:.0f} s")
+    if result.stage == "stage3":
+        return export_bundle(config, result)
+    return result.checkpoint
