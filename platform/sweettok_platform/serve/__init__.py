@@ -1,0 +1,14 @@
+"""The Ray Serve encode/decode endpoint: ``start(ServeConfig(...)) -> base URL``; ``build_app`` for ``serve deploy``."""
+
+from sweettok_platform.serve.config import ServeConfig, deploy_config
+from sweettok_platform.serve.limits import LimitsConfig
+
+__all__ = ["LimitsConfig", "ServeConfig", "build_app", "deploy_config", "start", "stop"]
+
+
+def __getattr__(name: str):  # the Ray/FastAPI side is imported only when used
+    if name in ("build_app", "start", "stop"):
+        from sweettok_platform.serve import app
+
+        return getattr(app, name)
+    raise AttributeError(name)

@@ -1,0 +1,286 @@
+"""The HTTP side of the endpoint: a FastAPI ingress deployment in front of the batching model deployment.
+
+Routes: ``POST /v1/encode``, ``POST /v1/decode``, ``GET /v1/info``, ``GET /v1/stats``, ``GET /healthz``;
+the OpenAPI schema is at ``/openapi.json`` (docs at ``/docs``). Every refusal is JSON
+``{"status": 4xx, "detail": reason}``. ``build_app(args)`` is the application builder ``serve deploy``
+imports; ``start(config)`` runs the app on the local/connected Ray cluster and returns its base URL.
+"""
+
+# no `from __future__ import annotations`: FastAPI must see the real Annotated[...] types through Serve
+import asyncio
+import hmac
+import io
+import json
+import os
+import time
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+from starlette.exceptions import HTTPException
+
+from sweettok_platform.media import ClipSpec, encode_media
+from sweettok_platform.serve import schemas
+from sweettok_platform.serve.config import ServeConfig
+from sweettok_platform.serve.inputs import Clips, decode_file, decode_npy, fetch_uri, suffix_for
+from sweettok_platform.serve.limits import RequestError, check_ids, read_body
+from sweettok_platform.serve.model import TokenizerModel
+from sweettok_platform.serve.sandbox import DecoderPool
+
+api = FastAPI(
+    title="SweetTok tokenizer endpoint",
+    version="1",
+    description="Encode videos and images into SweetTok ids (and words), and decode ids back into pixels. "
+    "Send the X-API-Key header when the service has a key.",
+)
+ERRORS = {s: {"model": schemas.ErrorResponse} for s in (400, 401, 404, 413, 415, 422)}
+MEDIA_TYPES = {"mp4": "video/mp4", "png": "image/png", "npy": "application/x-npy"}
+ENCODE_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "The raw file with its Content-Type (video/mp4, video/webm, video/x-msvideo, image/png, "
+        "image/jpeg, or application/x-npy for uint8 frames (t,h,w,3)); or multipart/form-data with the file "
+        "in field 'file'; or application/json EncodeURIRequest for an object in S3. Clip options go in the "
+        "query (or in the JSON body).",
+        "content": {
+            **{t: {"schema": {"type": "string", "format": "binary"}} for t in
+               ("video/mp4", "video/webm", "video/x-msvideo", "image/png", "image/jpeg", "application/x-npy")},
+            "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}},
+            "application/json": {"schema": schemas.EncodeURIRequest.model_json_schema()},
+        },
+    }
+}
+DECODE_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": schemas.DecodeRequest.model_json_schema()}}}}
+ApiKey = Annotated[str | None, Header(alias="X-API-Key", description="the service's API key, if it has one")]
+
+
+def _error(status: int, reason: str) -> JSONResponse:
+    return JSONResponse({"status": status, "detail": reason}, status_code=status)
+
+
+@api.exception_handler(RequestError)
+async def _request_error(_: Request, e: RequestError) -> JSONResponse:
+    return _error(e.status, e.reason)
+
+
+@api.exception_handler(RequestValidationError)
+async def _validation_error(_: Request, e: RequestValidationError) -> JSONResponse:
+    first = e.errors()[0] if e.errors() else {}
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    return _error(422, f"{where}: {first.get('msg', 'invalid request')}")
+
+
+@api.exception_handler(HTTPException)
+async def _http_error(_: Request, e: HTTPException) -> JSONResponse:
+    return _error(e.status_code, str(e.detail))
+
+
+def _cause(e: BaseException) -> str:
+    """The message of an error raised in another replica (Ray wraps it), on one line."""
+    cause = getattr(e, "cause", None) or e
+    return (str(cause).strip().splitlines() or [type(cause).__name__])[0][:300]
+
+
+@serve.deployment(name="Ingress")
+@serve.ingress(api)
+class Ingress:
+    """Parses and checks requests, decodes media in a sandbox, and calls the model deployment."""
+
+    def __init__(self, model: DeploymentHandle, config: dict[str, Any]) -> None:
+        self.config = ServeConfig.from_dict(config)
+        self.limits = self.config.limits
+        self.model = model
+        self.key = self.config.api_key
+        if self.config.api_key_env:
+            self.key = os.environ.get(self.config.api_key_env) or None
+            if not self.key:
+                raise RuntimeError(f"api_key_env is {self.config.api_key_env!r} but that variable is empty here")
+        self.decoders = DecoderPool(self.config.decode_workers)
+        self._info: dict[str, Any] | None = None
+
+    def __del__(self) -> None:
+        if hasattr(self, "decoders"):
+            self.decoders.close()
+
+    def _auth(self, key: str | None) -> None:
+        if self.key is not None and not (key and hmac.compare_digest(key.encode(), self.key.encode())):
+            raise RequestError(401, "missing or wrong X-API-Key header")
+
+    async def _model_info(self) -> dict[str, Any]:
+        if self._info is None:
+            self._info = await self.model.info.remote()
+        return self._info
+
+    async def _call(self, method: str, x: np.ndarray) -> Any:
+        try:
+            return await getattr(self.model, method).remote(x)
+        except ValueError as e:  # ClipError raised in the model replica
+            raise RequestError(422, _cause(e)) from None
+
+    @api.get("/healthz", summary="liveness and model readiness")
+    async def healthz(self) -> dict[str, str]:
+        try:
+            info = await asyncio.wait_for(self._model_info(), timeout=10)
+        except Exception as e:  # noqa: BLE001 - report, do not crash
+            return JSONResponse({"status": "unavailable", "detail": _cause(e)}, status_code=503)
+        return {"status": "ok", "tokenizer": info["tokenizer"]}
+
+    @api.get("/v1/info", response_model=schemas.InfoResponse, responses=ERRORS, summary="the tokenizer served")
+    async def info(self, x_api_key: ApiKey = None) -> dict[str, Any]:
+        self._auth(x_api_key)
+        return await self._model_info()
+
+    @api.get("/v1/stats", summary="model calls and clips per operation of the replica that answers")
+    async def stats(self, x_api_key: ApiKey = None) -> dict[str, int]:
+        self._auth(x_api_key)
+        return await self.model.stats.remote()
+
+    @api.post("/v1/encode", response_model=schemas.EncodeResponse, responses=ERRORS, openapi_extra=ENCODE_BODY,
+              summary="a video or image -> ids in the canonical layout, per clip (and words)")
+    async def encode(
+        self,
+        request: Request,
+        policy: Annotated[schemas.ClipPolicy, Query(description="which clips to take from a video")] = "center",
+        stride: Annotated[int | None, Query(ge=1, description="frames between window starts (windows)")] = None,
+        resize: Annotated[schemas.ResizePolicy, Query(description="squash, or short-side resize + crop")] = "squash",
+        seed: Annotated[int, Query(description="seed of policy 'random'")] = 0,
+        words: Annotated[bool, Query(description="also return the word of every token")] = False,
+        x_api_key: ApiKey = None,
+    ) -> Response:
+        self._auth(x_api_key)
+        options = schemas.EncodeOptions(policy=policy, stride=stride, resize=resize, seed=seed, words=words)
+        data = await read_body(request.stream(), request.headers.get("content-length"), self.limits.max_body_bytes)
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type == "application/json":
+            try:
+                body = schemas.EncodeURIRequest.model_validate_json(data)
+            except ValidationError as e:
+                raise RequestError(422, f"bad JSON body: {e.errors()[0]['msg']} at {e.errors()[0]['loc']}") from None
+            options = schemas.EncodeOptions(**body.model_dump(exclude={"uri"}))
+            data = await asyncio.to_thread(fetch_uri, body.uri, self.limits)
+            suffix = suffix_for(None, body.uri)
+        elif content_type == "multipart/form-data":
+            data, suffix = await self._form_file(request, data)
+        else:
+            suffix = suffix_for(content_type)
+        info = await self._model_info()
+        clip = info["clip"]
+        spec = ClipSpec(frames=clip["frames"], height=clip["height"], width=clip["width"],
+                        policy=options.policy, stride=options.stride, resize=options.resize, seed=options.seed)
+        if suffix == ".npy":
+            clips: Clips = await asyncio.to_thread(decode_npy, data, spec, self.limits)
+        else:
+            clips = await self.decoders.run(decode_file, data, suffix, spec, self.limits,
+                                            timeout=self.limits.decode_timeout_s)
+        ids = await self._call("encode", clips.frames)
+        words = await self.model.words.remote(ids) if options.words else [None] * len(ids)
+        record = {
+            "tokenizer": info["tokenizer"],
+            "kind": clips.kind,
+            "layout": {"spatial": info["layout"]["spatial"], "temporal": info["layout"]["temporal"] if clips.kind == "video" else 0},
+            "clips": [
+                {"start": s, "window": w, "fps": clips.fps, "ids": row, **({"words": wd} if wd is not None else {})}
+                for s, w, row, wd in zip(clips.starts, clips.windows, ids.tolist(), words)
+            ],
+        }
+        return Response(json.dumps(record, separators=(",", ":")), media_type="application/json")
+
+    async def _form_file(self, request: Request, body: bytes) -> tuple[bytes, str]:
+        """The 'file' field of a multipart body already read (and size-checked) into ``body``."""
+        sent = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        try:
+            form = await Request(request.scope, replay).form(max_files=1, max_fields=16)
+        except Exception as e:  # noqa: BLE001 - malformed multipart bodies
+            raise RequestError(400, f"cannot parse multipart body: {_cause(e)}") from None
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise RequestError(422, "multipart body needs the file in a field named 'file'")
+        return await upload.read(), suffix_for(upload.content_type, upload.filename or "")
+
+    @api.post("/v1/decode", responses={**ERRORS, 200: {"content": {t: {} for t in MEDIA_TYPES.values()}}},
+              openapi_extra=DECODE_BODY, response_class=Response,
+              summary="ids -> an mp4 (video ids), a png (image ids) or uint8 frames as .npy")
+    async def decode(self, request: Request, x_api_key: ApiKey = None) -> Response:
+        self._auth(x_api_key)
+        data = await read_body(request.stream(), request.headers.get("content-length"), self.limits.max_body_bytes)
+        if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+            raise RequestError(415, "send the ids as application/json: {\"ids\": [...], \"format\": \"mp4\"}")
+        try:
+            body = schemas.DecodeRequest.model_validate_json(data)
+        except ValidationError as e:
+            first = e.errors()[0]
+            raise RequestError(422, f"bad JSON body: {first['msg']} at {'.'.join(map(str, first['loc']))}") from None
+        nested = bool(body.ids) and isinstance(body.ids[0], list)
+        rows = body.ids if nested else [body.ids]
+        info = await self._model_info()
+        kind = check_ids(rows, spatial=info["layout"]["spatial"], temporal=info["layout"]["temporal"],
+                         sizes=info["codebook_size"], max_rows=self.limits.max_decode_rows)
+        fmt = body.format or ("mp4" if kind == "video" else "png")
+        if len(rows) > 1 and fmt != "npy":
+            raise RequestError(422, f"{len(rows)} clips of ids can only be returned as format 'npy'")
+        frames = await self._call("decode", np.asarray(rows, dtype=np.int64))  # (b, t, h, w, c) uint8
+        if fmt == "npy":
+            buf = io.BytesIO()
+            np.save(buf, frames if nested else frames[0])
+            payload = buf.getvalue()
+        else:
+            payload = await asyncio.to_thread(encode_media, frames[0], fmt, body.fps)
+        return Response(payload, media_type=MEDIA_TYPES[fmt])
+
+
+def build_app(args: dict[str, Any] | None = None) -> serve.Application:
+    """The application (ingress + model deployment) for a ServeConfig given as a dict (``serve deploy`` args)."""
+    config = args if isinstance(args, ServeConfig) else ServeConfig.from_dict(args)
+    settings = config.to_dict()
+    model = TokenizerModel.options(
+        ray_actor_options={"num_cpus": config.num_cpus, "num_gpus": config.num_gpus},
+        max_ongoing_requests=config.max_ongoing_requests,
+        autoscaling_config=config.autoscaling,
+    ).bind(settings)
+    ingress = Ingress.options(
+        ray_actor_options={"num_cpus": config.ingress_cpus},
+        max_ongoing_requests=max(100, 4 * config.max_ongoing_requests),
+        autoscaling_config={
+            "min_replicas": config.ingress_replicas,
+            "max_replicas": max(config.ingress_replicas, config.max_replicas),
+            "target_ongoing_requests": 2 * config.target_ongoing_requests,
+        },
+    )
+    return ingress.bind(model, settings)
+
+
+def start(config: ServeConfig, *, timeout_s: float = 180.0) -> str:
+    """Run the endpoint on the current Ray cluster (started locally if none); returns its base URL."""
+    import requests
+
+    serve.start(http_options={"host": config.host, "port": config.port})
+    serve.run(build_app(config), name=config.name, route_prefix=config.route_prefix, blocking=False)
+    url = f"http://{config.host}:{config.port}{config.route_prefix.rstrip('/')}"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if requests.get(f"{url}/healthz", timeout=10).status_code == 200:
+                return url
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the endpoint at {url} did not become healthy within {timeout_s:g} s")
+        time.sleep(0.2)
+
+
+def stop(config: ServeConfig) -> None:
+    """Delete the application (the Serve instance and Ray keep running)."""
+    serve.delete(config.name)

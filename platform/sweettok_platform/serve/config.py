@@ -1,0 +1,110 @@
+"""Settings of the encode/decode endpoint: which tokenizer, how to batch and scale, which limits.
+
+``ServeConfig`` is what ``sweettok serve`` builds from flags/YAML, what ``start`` takes, and what the
+``args:`` block of a ``serve deploy`` config holds (``build_app(args)`` turns it back into a ServeConfig).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from sweettok_platform.serve.limits import LimitsConfig
+
+APP_IMPORT_PATH = "sweettok_platform.serve.app:build_app"
+
+
+@dataclass(kw_only=True)
+class ServeConfig:
+    """One endpoint: the model, batching, autoscaling, resources, limits and authentication."""
+
+    bundle: str | None = None  # tokenizer bundle (local or s3://); else ``preset`` with ``seed``
+    preset: str = "tiny"
+    seed: int = 0
+    # batching of concurrent requests of one kind (image/video, encode/decode) into one model call
+    batching: bool = True
+    max_batch_size: int = 16  # clips per model call
+    batch_wait_timeout_s: float = 0.005
+    max_ongoing_requests: int = 32  # per model replica; >= max_batch_size
+    # autoscaling of the model deployment (the ingress scales with the same bounds)
+    min_replicas: int = 1
+    max_replicas: int = 1
+    target_ongoing_requests: float = 16.0
+    ingress_replicas: int = 1
+    # resources per model replica; GPUs are used when num_gpus > 0 and CUDA is present
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    torch_threads: int = 1
+    ingress_cpus: float = 0.5
+    decode_workers: int = 1  # sandboxed media-decoding processes per ingress replica
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    # authentication: a literal key (tests, demos) or the name of an environment variable holding it
+    api_key: str | None = None
+    api_key_env: str | None = None
+    # HTTP
+    name: str = "sweettok"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    route_prefix: str = "/"
+
+    def __post_init__(self) -> None:
+        if self.max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1, got {self.max_batch_size}")
+        if self.max_batch_size > self.max_ongoing_requests:
+            raise ValueError(
+                f"max_batch_size ({self.max_batch_size}) must not exceed max_ongoing_requests "
+                f"({self.max_ongoing_requests}), or batches can never fill"
+            )
+        if not 1 <= self.min_replicas <= self.max_replicas:
+            raise ValueError(f"expected 1 <= min_replicas <= max_replicas, got {self.min_replicas}, {self.max_replicas}")
+        if self.bundle is None and self.preset not in ("paper", "small", "tiny"):
+            raise ValueError(f"unknown preset {self.preset!r}; choose paper, small or tiny, or give a bundle")
+        if isinstance(self.limits, dict):
+            self.limits = LimitsConfig(**self.limits)
+
+    @property
+    def autoscaling(self) -> dict[str, Any]:
+        """Ray Serve ``autoscaling_config`` of the model deployment."""
+        return {
+            "min_replicas": self.min_replicas,
+            "max_replicas": self.max_replicas,
+            "target_ongoing_requests": self.target_ongoing_requests,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "ServeConfig":
+        """Build from a (possibly partial) dict, rejecting unknown keys with a readable error."""
+        data = dict(data or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown serve settings {sorted(unknown)}; expected some of {sorted(known)}")
+        limits = data.pop("limits", None) or {}
+        if isinstance(limits, dict):
+            lknown = {f.name for f in dataclasses.fields(LimitsConfig)}
+            if set(limits) - lknown:
+                raise ValueError(f"unknown limits {sorted(set(limits) - lknown)}; expected some of {sorted(lknown)}")
+            limits = LimitsConfig(**limits)
+        return cls(**data, limits=limits)
+
+
+def deploy_config(config: ServeConfig) -> dict[str, Any]:
+    """A Ray Serve config (the YAML ``serve deploy`` takes) running ``config``."""
+    args = config.to_dict()
+    host, port = args.pop("host"), args.pop("port")
+    return {
+        "proxy_location": "EveryNode",
+        "http_options": {"host": host, "port": port},
+        "applications": [
+            {
+                "name": config.name,
+                "route_prefix": config.route_prefix,
+                "import_path": APP_IMPORT_PATH,
+                "args": args,
+            }
+        ],
+    }
