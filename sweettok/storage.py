@@ -71,3 +71,42 @@ def write_bytes(uri: str, data: bytes) -> None:
 def exists(uri: str) -> bool:
     fs, path = resolve(uri)
     return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def list_files(uri: str, suffixes: tuple[str, ...] | None = None) -> list[str]:
+    """Every file under ``uri`` (recursive), as URIs of the same kind, sorted; optionally only those whose
+    name ends with one of ``suffixes`` (case-insensitive)."""
+    fs, root = resolve(uri)
+    info = fs.get_file_info(root)
+    if info.type == pafs.FileType.NotFound:
+        raise FileNotFoundError(f"no such directory: {uri}")
+    if info.type == pafs.FileType.File:
+        raise NotADirectoryError(f"expected a directory, got a file: {uri}")
+    wanted = tuple(s.lower() for s in suffixes) if suffixes else None
+    out = []
+    for entry in fs.get_file_info(pafs.FileSelector(root, recursive=True)):
+        if entry.type != pafs.FileType.File or (wanted and not entry.path.lower().endswith(wanted)):
+            continue
+        rel = entry.path[len(root) :].lstrip("/")
+        out.append(join(uri, *rel.split("/")))
+    return sorted(out)
+
+
+def delete(uri: str) -> None:
+    """Remove a file or a whole directory tree; nothing happens if it does not exist."""
+    fs, path = resolve(uri)
+    kind = fs.get_file_info(path).type
+    if kind == pafs.FileType.Directory:
+        fs.delete_dir(path)
+    elif kind == pafs.FileType.File:
+        fs.delete_file(path)
+
+
+def relative(uri: str, root: str) -> str:
+    """``uri`` as a '/'-separated path relative to the directory ``root`` (both of the same kind)."""
+    base = root.rstrip("/")
+    if is_remote(uri) or is_remote(root):
+        if not uri.startswith(base + "/"):
+            raise ValueError(f"{uri} is not under {root}")
+        return uri[len(base) + 1 :]
+    return os.path.relpath(os.path.abspath(uri), os.path.abspath(root)).replace(os.sep, "/")

@@ -65,7 +65,7 @@ def resize_frames(frames: np.ndarray, spec: ClipSpec) -> np.ndarray:
     import torch
     import torch.nn.functional as F
 
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+    x = torch.from_numpy(np.require(frames, requirements=["C", "W"])).permute(0, 3, 1, 2).float()
     h, w = x.shape[-2:]
     if spec.resize == "crop":
         scale = max(spec.height / h, spec.width / w)
@@ -124,6 +124,21 @@ def read_clips(source: str | bytes, spec: ClipSpec, name: str = "") -> list[Clip
     if isinstance(source, str) and not os.path.exists(source):
         raise MediaError(f"no such file: {source}")
     return read_video(source, spec, key=label)
+
+
+def read_clips_uri(uri: str, spec: ClipSpec, name: str = "") -> list[Clip]:
+    """Like ``read_clips`` for a local path or an ``s3://`` URI (remote files are fetched as bytes first).
+
+    ``name`` (default: the uri) decides image vs video by its suffix and seeds the random clip policy."""
+    from sweettok import storage
+
+    if not storage.is_remote(uri):
+        return read_clips(uri, spec, name=name or uri)
+    try:
+        data = storage.read_bytes(uri)
+    except FileNotFoundError as e:
+        raise MediaError(str(e)) from e
+    return read_clips(data, spec, name=name or uri)
 
 
 def write_media(pixels: np.ndarray, path: str, fps: float = 8.0) -> None:

@@ -1,0 +1,201 @@
+"""The token corpus on disk: row schema, file layout, shard plan and corpus card.
+
+Layout under the output URI (local or ``s3://``)::
+
+    corpus.json                 the card (counts, schema version, tokenizer hash, words file)
+    plan.json                   the shard plan a rerun must match (items fingerprint, shard size, clip spec)
+    data/part-00000.parquet     corpus rows of input shard 0 (written last: its presence marks the shard done)
+    errors/part-00000.parquet   (uri, source, reason) of the files of shard 0 that gave no clips, if any
+
+A row is one clip; ``id`` is stable (from the source key and the clip start), so reruns and other runs
+over the same data agree on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from sweettok import storage
+from sweettok_platform.data.sources import Item
+
+SCHEMA_VERSION = 1
+CARD = "corpus.json"
+PLAN = "plan.json"
+DATA_DIR = "data"
+ERRORS_DIR = "errors"
+SHARD_META_KEY = b"sweettok.shard"
+
+ROW_SCHEMA = pa.schema([
+    ("id", pa.string()),
+    ("source", pa.string()),
+    ("label", pa.int32()),
+    ("label_name", pa.string()),
+    ("clip_start", pa.int32()),
+    ("window", pa.int32()),
+    ("num_frames", pa.int32()),
+    ("fps", pa.float32()),
+    ("spatial", pa.list_(pa.int32())),
+    ("temporal", pa.list_(pa.int32())),
+    ("tokenizer", pa.string()),
+])
+ERROR_SCHEMA = pa.schema([("uri", pa.string()), ("source", pa.string()), ("reason", pa.string())])
+
+
+def clip_id(source: str, clip_start: int) -> str:
+    """Stable row id: 16 hex digits of sha1(source key @ clip start)."""
+    return hashlib.sha1(f"{source}@{clip_start}".encode()).hexdigest()[:16]
+
+
+def shard_name(shard: int) -> str:
+    return f"part-{shard:05d}.parquet"
+
+
+def shard_of(name: str) -> int | None:
+    m = re.fullmatch(r"part-(\d{5,})\.parquet", name.rsplit("/", 1)[-1])
+    return int(m.group(1)) if m else None
+
+
+@dataclass(kw_only=True)
+class ShardStats:
+    """What one shard gave: files read, clips (rows) written, files that failed."""
+
+    shard: int
+    files: int = 0
+    clips: int = 0
+    errors: int = 0
+
+
+def write_table(table: pa.Table, uri: str) -> None:
+    """Write a Parquet file so that it appears whole or not at all (local: temp file + rename; S3: one PUT)."""
+    fs, path = storage.resolve(uri)
+    parent = path.rsplit("/", 1)[0]
+    fs.create_dir(parent, recursive=True)
+    if isinstance(fs, pafs.LocalFileSystem):
+        tmp = os.path.join(parent, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")  # hidden: readers skip it
+        pq.write_table(table, tmp, filesystem=fs)
+        os.replace(tmp, path)
+    else:
+        pq.write_table(table, path, filesystem=fs)
+
+
+def write_shard(output: str, stats: ShardStats, rows: pa.Table, errors: list[dict[str, str]]) -> None:
+    """Write one shard's error table (if any) and then its rows, the rows file marking it done."""
+    if errors:
+        write_table(pa.Table.from_pylist(errors, schema=ERROR_SCHEMA),
+                    storage.join(output, ERRORS_DIR, shard_name(stats.shard)))
+    meta = {SHARD_META_KEY: json.dumps(asdict(stats)).encode()}
+    write_table(rows.cast(ROW_SCHEMA).replace_schema_metadata(meta),
+                storage.join(output, DATA_DIR, shard_name(stats.shard)))
+
+
+def done_shards(output: str) -> dict[int, str]:
+    """``{shard: data file uri}`` of the shards already written under ``output``."""
+    data = storage.join(output, DATA_DIR)
+    if not storage.exists(data):
+        return {}
+    found = {}
+    for uri in storage.list_files(data, (".parquet",)):
+        shard = shard_of(uri)
+        if shard is not None:
+            found[shard] = uri
+    return found
+
+
+def read_shard_stats(uri: str) -> ShardStats:
+    """The stats a data file carries in its Parquet metadata."""
+    fs, path = storage.resolve(uri)
+    meta = pq.read_schema(path, filesystem=fs).metadata or {}
+    if SHARD_META_KEY not in meta:
+        raise ValueError(f"{uri} is not a sweettok corpus shard (no {SHARD_META_KEY.decode()} metadata)")
+    return ShardStats(**json.loads(meta[SHARD_META_KEY]))
+
+
+def plan_shards(items: list[Item], files_per_shard: int) -> list[list[Item]]:
+    """Split the (sorted) items into consecutive shards of ``files_per_shard`` files."""
+    if files_per_shard < 1:
+        raise ValueError(f"files_per_shard must be >= 1, got {files_per_shard}")
+    return [items[i : i + files_per_shard] for i in range(0, len(items), files_per_shard)]
+
+
+def items_fingerprint(items: list[Item]) -> str:
+    h = hashlib.sha256()
+    for it in items:
+        h.update(json.dumps(it.to_dict(), sort_keys=True).encode() + b"\n")
+    return h.hexdigest()
+
+
+def check_plan(output: str, plan: dict[str, Any]) -> bool:
+    """Record ``plan`` under ``output``, or check it equals the recorded one. True if one was there."""
+    uri = storage.join(output, PLAN)
+    if storage.exists(uri):
+        old = json.loads(storage.read_bytes(uri))
+        if old != plan:
+            diff = sorted(k for k in set(old) | set(plan) if old.get(k) != plan.get(k))
+            raise ValueError(
+                f"{output} holds a corpus made with a different plan (differs in: {', '.join(diff)}); "
+                "use another output or set overwrite=true"
+            )
+        return True
+    storage.write_bytes(uri, json.dumps(plan, indent=2, sort_keys=True).encode())
+    return False
+
+
+@dataclass(kw_only=True)
+class CorpusCard:
+    """The corpus card (``corpus.json``): what a generator trainer needs to know about a corpus."""
+
+    schema_version: int = SCHEMA_VERSION
+    output: str
+    tokenizer: str  # bundle content hash (or "preset:<name>:seed<n>" for untrained presets)
+    bundle: str | None = None
+    preset: str | None = None
+    seed: int = 0
+    quantizer: str = "learned"
+    words_file: str | None = None  # the bundle's codebook words (vocab.json), if it has one
+    spatial_tokens: int = 0
+    temporal_tokens: int = 0
+    source: dict[str, Any] = field(default_factory=dict)
+    clips_spec: dict[str, Any] = field(default_factory=dict)
+    shards: int = 0
+    shards_done: int = 0
+    shards_skipped: int = 0  # shards found finished by an earlier run and not redone
+    files: int = 0
+    files_ok: int = 0
+    files_failed: int = 0
+    clips: int = 0
+    seconds: float = 0.0
+    clips_per_s: float = 0.0
+    data: str = DATA_DIR
+    errors: str = ERRORS_DIR
+    columns: list[str] = field(default_factory=lambda: ROW_SCHEMA.names)
+
+    @property
+    def complete(self) -> bool:
+        return self.shards_done == self.shards
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def save(self) -> None:
+        storage.write_bytes(storage.join(self.output, CARD), json.dumps(self.to_dict(), indent=2).encode())
+
+    @classmethod
+    def load(cls, output: str) -> "CorpusCard":
+        uri = storage.join(output, CARD)
+        if not storage.exists(uri):
+            raise FileNotFoundError(f"{output} is not a token corpus (no {CARD})")
+        data = json.loads(storage.read_bytes(uri))
+        if data.get("schema_version") != SCHEMA_VERSION:
+            raise ValueError(f"{uri}: schema version {data.get('schema_version')}, this reader knows {SCHEMA_VERSION}")
+        data["output"] = output
+        return cls(**data)

@@ -1,0 +1,62 @@
+"""Which tokenizer a job uses: a bundle (local or ``s3://``) or an untrained preset, and its identity."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sweettok import SweetTokenizer, TokenizerConfig, load_bundle, preset, storage
+from sweettok.bundle import read_manifest
+
+WORDS_FILE = "vocab.json"
+
+
+@dataclass(kw_only=True)
+class EncodeConfig:
+    """The tokenizer and the encode actor pool."""
+
+    bundle: str | None = None  # tokenizer bundle directory (local or s3://)
+    preset: str | None = None  # or an untrained preset (ids carry no meaning; for trying the pipeline)
+    seed: int = 0  # initialisation seed for ``preset``
+    batch_size: int = 8  # clips per forward pass
+    concurrency: int = 1  # encode actors
+    num_gpus: float | None = None  # per actor; None: 1 when the cluster has GPUs, else CPU actors
+    num_cpus: float = 1.0  # per CPU actor (also its torch threads)
+
+
+@dataclass(kw_only=True)
+class TokenizerInfo:
+    """What the driver needs to know about the tokenizer without loading its weights."""
+
+    config: TokenizerConfig
+    hash: str
+    words_file: str | None = None
+
+
+def _check(config: EncodeConfig) -> None:
+    if (config.bundle is None) == (config.preset is None):
+        raise ValueError("set exactly one of encode.bundle (a tokenizer bundle URI) or encode.preset")
+    if config.batch_size < 1 or config.concurrency < 1:
+        raise ValueError("encode.batch_size and encode.concurrency must be >= 1")
+
+
+def describe_tokenizer(config: EncodeConfig) -> TokenizerInfo:
+    """The tokenizer's config, content hash and words file (reads only the bundle's small files)."""
+    _check(config)
+    if config.preset is not None:
+        return TokenizerInfo(config=preset(config.preset), hash=f"preset:{config.preset}:seed{config.seed}")
+    manifest = read_manifest(config.bundle)
+    model_config = TokenizerConfig.from_dict(json.loads(storage.read_bytes(storage.join(config.bundle, "config.json"))))
+    words = storage.join(config.bundle, WORDS_FILE)
+    return TokenizerInfo(config=model_config, hash=manifest["hash"], words_file=words if storage.exists(words) else None)
+
+
+def load_tokenizer(config: EncodeConfig) -> SweetTokenizer:
+    """The model itself, in eval mode on the CPU."""
+    import torch
+
+    _check(config)
+    if config.bundle is not None:
+        return load_bundle(config.bundle)
+    torch.manual_seed(config.seed)
+    return SweetTokenizer(preset(config.preset)).eval()
