@@ -245,13 +245,14 @@ def build_app(args: dict[str, Any] | None = None) -> serve.Application:
     """The application (ingress + model deployment) for a ServeConfig given as a dict (``serve deploy`` args)."""
     config = args if isinstance(args, ServeConfig) else ServeConfig.from_dict(args)
     settings = config.to_dict()
+    runtime_env = {"env_vars": dict(config.env)} if config.env else {}
     model = TokenizerModel.options(
-        ray_actor_options={"num_cpus": config.num_cpus, "num_gpus": config.num_gpus},
+        ray_actor_options={"num_cpus": config.num_cpus, "num_gpus": config.num_gpus, "runtime_env": runtime_env},
         max_ongoing_requests=config.max_ongoing_requests,
         autoscaling_config=config.autoscaling,
     ).bind(settings)
     ingress = Ingress.options(
-        ray_actor_options={"num_cpus": config.ingress_cpus},
+        ray_actor_options={"num_cpus": config.ingress_cpus, "runtime_env": runtime_env},
         max_ongoing_requests=max(100, 4 * config.max_ongoing_requests),
         autoscaling_config={
             "min_replicas": config.ingress_replicas,
