@@ -98,6 +98,10 @@ def deploy_config(config: ServeConfig) -> dict[str, Any]:
     """A Ray Serve config (the YAML ``serve deploy`` takes) running ``config``."""
     args = config.to_dict()
     host, port = args.pop("host"), args.pop("port")
+    if config.bundle:
+        args.pop("preset"), args.pop("seed")
+    if config.api_key is None:
+        args.pop("api_key")
     return {
         "proxy_location": "EveryNode",
         "http_options": {"host": host, "port": port},

@@ -1,0 +1,78 @@
+"""``sweettok serve``: run the encode/decode endpoint on Ray Serve, or write its ``serve deploy`` config.
+
+Settings come from ``--config`` YAML (a ServeConfig mapping, or a whole ``serve deploy`` file whose first
+application's ``args`` are used) with ``--set key=value`` overrides, then the flags below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import yaml
+
+from sweettok_platform.config_args import add_config_args, load_settings
+from sweettok_platform.serve.config import ServeConfig, deploy_config
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the encode/decode HTTP endpoint (Ray Serve)",
+                       description="Serve POST /v1/encode and /v1/decode (OpenAPI at /docs) until Ctrl-C.")
+    model = p.add_mutually_exclusive_group()
+    model.add_argument("--bundle", metavar="URI", help="tokenizer bundle (local or s3://)")
+    model.add_argument("--preset", choices=["paper", "small", "tiny"], help="a preset with seeded fresh weights")
+    p.add_argument("--seed", type=int, help="initialisation seed with --preset")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="HTTP port (default 8000)")
+    p.add_argument("--no-batching", dest="batching", action="store_false", default=None,
+                   help="one model call per request")
+    p.add_argument("--api-key-env", metavar="VAR", help="require header X-API-Key equal to this variable's value")
+    p.add_argument("--address", help="Ray cluster to connect to (default: start a local one)")
+    add_config_args(p)
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--print-config", action="store_true", help="print the `serve deploy` YAML and exit")
+    out.add_argument("--write-config", metavar="YAML", help="write the `serve deploy` YAML and exit")
+    p.set_defaults(func=run)
+
+
+def build_config(args: argparse.Namespace) -> ServeConfig:
+    """The ServeConfig from YAML, --set overrides and flags (flags win)."""
+    settings = load_settings(args)
+    if "applications" in settings:  # a serve deploy file: take the first application's args
+        settings = dict(settings["applications"][0].get("args") or {})
+    flags = {k: getattr(args, k) for k in ("bundle", "preset", "seed", "host", "port", "batching", "api_key_env")}
+    settings.update({k: v for k, v in flags.items() if v is not None})
+    if args.bundle:
+        settings.pop("preset", None)
+    return ServeConfig.from_dict(settings)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = build_config(args)
+    if args.print_config or args.write_config:
+        text = yaml.safe_dump(deploy_config(config), sort_keys=False)
+        if args.write_config:
+            with open(args.write_config, "w") as f:
+                f.write(text)
+            print(f"wrote {args.write_config} (run it with: serve deploy {args.write_config})")
+        else:
+            sys.stdout.write(text)
+        return 0
+
+    import ray
+    from ray import serve
+
+    from sweettok_platform.serve.app import start
+
+    began = time.monotonic()
+    ray.init(address=args.address, include_dashboard=False, log_to_driver=False)
+    try:
+        url = start(config)
+        model = config.bundle or f"preset {config.preset} (seed {config.seed})"
+        print(f"sweettok serve: {model} at {url} (docs at {url}/docs), ready in {time.monotonic() - began:.0f} s; "
+              "Ctrl-C to stop", flush=True)
+        while True:
+            time.sleep(3600)
+    finally:
+        serve.shutdown()
