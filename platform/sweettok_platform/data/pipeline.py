@@ -205,20 +205,29 @@ def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def decode_memory(config: TokenizeConfig, spec: ClipSpec) -> int:
+    """Bytes a decode task should reserve: its shard's clips (one per file, times 4 for windows) twice over,
+    plus room for the decoder."""
+    clip = spec.frames * spec.height * spec.width * 3
+    per_file = clip * (4 if spec.policy == "windows" else 1)
+    return 2 * config.files_per_shard * per_file + (256 << 20)
+
+
 def build_dataset(config: TokenizeConfig, shards: dict[int, list[Item]], spec: ClipSpec, info: TokenizerInfo):
     """The Ray Dataset of the job: one row per shard to do; its rows are the written shards' stats."""
     import ray
 
     env = storage_env()
-    remote = {"runtime_env": {"env_vars": env}} if env else {}
+    remote = {"runtime_env": {"env_vars": env}} if env else {}  # S3 settings for the workers
     rows = [{"shard": i, "items": json.dumps([it.to_dict() for it in items])} for i, items in shards.items()]
     ds = ray.data.from_items(rows, override_num_blocks=len(rows))
-    # Decode is its own pool of CPU tasks. Its explicit retry count also keeps Ray Data from fusing it into
-    # the encode actors (fusion needs equal remote args), where files would be decoded serially.
+    # Decode is its own pool of CPU tasks. It declares the memory a shard's frames need, which also keeps
+    # Ray Data from fusing it into the encode actors (fusion needs equal resources), where files would be
+    # decoded one after the other.
     decode_pool = ray.data.TaskPoolStrategy(size=config.decode_concurrency)
     ds = ds.map_batches(decode_shard, batch_size=1, batch_format="pyarrow", compute=decode_pool, num_cpus=1,
-                        max_retries=3, fn_kwargs={"spec": asdict(spec), "timeout_s": config.decode_timeout_s},
-                        **remote)
+                        memory=decode_memory(config, spec),
+                        fn_kwargs={"spec": asdict(spec), "timeout_s": config.decode_timeout_s}, **remote)
     gpus = config.encode.num_gpus
     if gpus is None:
         gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
