@@ -8,6 +8,8 @@ for OmniTokenizer's quality.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -44,6 +46,8 @@ class VQTeacher(Teacher):
         self.from_code = nn.Linear(config.code_dim, d)
         self.dec = nn.Sequential(ConvMix(d), ConvMix(d), nn.LayerNorm(d))
         self.unpatchify = Unpatchify(patch, d)
+        if config.checkpoint is not None:
+            self.load_state_dict(read_teacher_state(config.checkpoint), strict=True)
 
     @property
     def codebook(self) -> Tensor:
@@ -71,10 +75,34 @@ class VQTeacher(Teacher):
         """The ``decode_embeddings`` path (what stage 3 may fine-tune)."""
         return [*self.from_code.parameters(), *self.dec.parameters(), *self.unpatchify.parameters()]
 
+    def autoencode(self, x: Tensor) -> tuple[Tensor, Quantized, Tensor]:
+        """Stage 0: reconstruction (b, c, t, h, w), quantization result, unit latents (b, t', h', w', e)."""
+        z = self._latents(x)
+        q = quantize_with(z, self.codebook, beta=0.25)
+        return self.decode_embeddings(q.z_q), q, z
+
     def forward(self, x: Tensor) -> tuple[Tensor, Quantized]:
         """Reconstruction and quantization result, for stage 0 training."""
-        q = self.quantize(x)
-        return self.decode_embeddings(q.z_q), q
+        recon, q, _ = self.autoencode(x)
+        return recon, q
+
+
+def read_teacher_state(path: str) -> dict[str, Tensor]:
+    """A trained VQ teacher's weights: its own state dict, a SweetTokenizer state dict (``teacher.*``) or a
+    trainer checkpoint (``{"model": ...}``), as ``.safetensors`` or a torch file."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"teacher checkpoint not found: {path}")
+    if str(path).endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        state = load_file(path)
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state.get("model"), dict):
+        state = state["model"]
+    if any(k.startswith("teacher.") for k in state):
+        state = {k[len("teacher."):]: v for k, v in state.items() if k.startswith("teacher.")}
+    return state
 
 
 def build_teacher(patch: PatchConfig, config: TeacherConfig) -> Teacher:

@@ -26,6 +26,7 @@ class LossWeights:
     mse: float = 1.0  # pixel MSE (stages 0 and 3)
     lpips: float = 0.0  # perceptual loss (stages 0 and 3)
     gan: float = 0.0  # generator adversarial term (stage 3, after disc_start)
+    entropy: float = 0.0  # stage 0: code-usage entropy regulariser on the teacher's soft code assignments
 
 
 @dataclass(kw_only=True)
@@ -46,7 +47,10 @@ class StageConfig:
     precision: str = "fp32"  # "fp32" | "fp16" | "bf16"
     disc_start: int = 0  # stage 3: first step with the discriminator and the generator GAN term
     disc_lr: float = 1e-4
+    disc_width: int = 64  # stage 3 discriminator: first-layer width and number of stride-2 layers
+    disc_layers: int = 3
     gan_loss: str = "hinge"  # "hinge" | "non_saturating"
+    lpips_frames: int = 1  # frames per clip (picked at random) that LPIPS sees; 0 = all (OmniTokenizer: 1)
     finetune_teacher_decoder: bool = False  # stage 3: also train the teacher's pixel decoder (paper: yes)
     loss: LossWeights = field(default_factory=LossWeights)
     checkpoint_every: int = 1000
@@ -61,6 +65,8 @@ class StageConfig:
             raise ValueError(f"gan_loss must be 'hinge' or 'non_saturating', got {self.gan_loss!r}")
         if self.data not in ("images", "videos"):
             raise ValueError(f"data must be 'images' or 'videos', got {self.data!r}")
+        if self.lpips_frames < 0:
+            raise ValueError(f"lpips_frames must be >= 0 (0 = all frames), got {self.lpips_frames}")
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError(f"{self.name}: steps and batch_size must be >= 1, got {self.steps}, {self.batch_size}")
         self.betas = tuple(self.betas)  # YAML gives lists
@@ -103,7 +109,7 @@ def paper_stages() -> list[StageConfig]:
         StageConfig(
             name="stage0", steps=200_000, batch_size=8, lr=1e-4, min_lr=1e-5, warmup_steps=5_000,
             betas=(0.9, 0.99), precision="bf16", checkpoint_every=5_000,
-            loss=LossWeights(ce=0.0, vq=1.0, mse=1.0, lpips=1.0),
+            loss=LossWeights(ce=0.0, vq=1.0, mse=1.0, lpips=1.0, entropy=0.1),
         ),
         StageConfig(
             name="stage1", steps=1_000_000, batch_size=32, lr=1e-4, min_lr=1e-5, warmup_steps=10_000,
@@ -128,12 +134,13 @@ def tiny_stages() -> list[StageConfig]:
     """A few dozen CPU steps per stage, for tests and the demo (fp32, no long warm-up)."""
     common: dict[str, Any] = dict(batch_size=2, min_lr=1e-4, warmup_steps=2, weight_decay=0.0, checkpoint_every=10)
     return [
-        StageConfig(name="stage0", steps=40, lr=3e-3, loss=LossWeights(ce=0.0, vq=1.0, mse=1.0), **common),
+        StageConfig(name="stage0", steps=40, lr=3e-3, loss=LossWeights(ce=0.0, vq=1.0, mse=1.0, entropy=0.1), **common),
         StageConfig(name="stage1", steps=30, lr=2e-3, data="images", loss=LossWeights(ce=1.0, vq=1.0, mse=0.0), **common),
         StageConfig(name="stage2", steps=30, lr=2e-3, loss=LossWeights(ce=1.0, vq=1.0, mse=0.0), **common),
         StageConfig(
-            name="stage3", steps=30, lr=1e-3, disc_start=15, disc_lr=1e-3, finetune_teacher_decoder=True,
-            loss=LossWeights(ce=0.0, vq=1.0, mse=1.0, lpips=0.1, gan=0.05), **common,
+            name="stage3", steps=30, lr=1e-3, disc_start=20, disc_lr=1e-3, disc_width=16, disc_layers=2,
+            finetune_teacher_decoder=True,
+            loss=LossWeights(ce=0.0, vq=1.0, mse=1.0, lpips=0.1, gan=0.01), **common,
         ),
     ]
 

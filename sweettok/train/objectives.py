@@ -80,6 +80,20 @@ def set_trainable(model: nn.Module, stage: int, finetune_teacher_decoder: bool =
     return params
 
 
+def code_entropy_loss(z: Tensor, codebook: Tensor, temperature: float = 0.1) -> Tensor:
+    """Mean per-vector entropy minus the entropy of the mean soft assignment over the codebook.
+
+    Minimising it makes each latent pick one code confidently while the batch spreads over many codes,
+    which keeps a small VQ teacher from collapsing onto a handful of codes. z (..., e), codebook (v, e).
+    """
+    flat = z.reshape(-1, z.shape[-1]).float()
+    logits = -torch.cdist(flat, codebook.float()).pow(2) / temperature  # (n, v)
+    probs = logits.softmax(-1)
+    per_vector = -(probs * logits.log_softmax(-1)).sum(-1).mean()
+    mean = probs.mean(0)
+    return per_vector + (mean * mean.clamp_min(1e-12).log()).sum()
+
+
 @dataclass
 class StepOutput:
     """One generator step: the scalar loss, float metrics, and the detached reconstruction (stages 0, 3)."""
@@ -104,6 +118,9 @@ class CurriculumObjective(nn.Module):
     ) -> None:
         super().__init__()
         self.stages = {s.index: s for s in stages}
+        if discriminator is None and 3 in self.stages:
+            s3 = self.stages[3]
+            discriminator = DiscriminatorConfig(width=s3.disc_width, layers=s3.disc_layers)
         self.discriminator = PatchDiscriminator(discriminator)
         needs_lpips = any(s.loss.lpips > 0 for s in stages)
         self.lpips = LPIPS(lpips) if needs_lpips else None
@@ -138,9 +155,11 @@ class CurriculumObjective(nn.Module):
 
     def _stage0(self, model: nn.Module, x: Tensor, cfg: StageConfig) -> StepOutput:
         teacher = _unwrap(model).teacher
-        recon, q = teacher(x)  # (b, c, t, h, w), Quantized over the code grid
+        recon, q, z = teacher.autoencode(x)  # (b, c, t, h, w), Quantized, unit latents (b, t', h', w', e)
         terms = {"mse": F.mse_loss(recon.float(), x.float()), "vq": q.loss.float()}
         terms.update(self._perceptual(recon, x, cfg))
+        if cfg.loss.entropy > 0:
+            terms["entropy"] = code_entropy_loss(z, teacher.codebook)
         loss = self._weighted(terms, cfg)
         metrics = {k: float(v.detach()) for k, v in terms.items()}
         metrics.update(prefixed(codebook_stats(q.ids, teacher.codebook.shape[0]), "teacher"))
@@ -199,9 +218,9 @@ class CurriculumObjective(nn.Module):
         fake_logits = self.discriminator(fake.detach().float())
         loss = d_loss(real_logits, fake_logits, cfg.gan_loss)
         return loss, {
-            "disc_loss": float(loss),
-            "logits_real": float(real_logits.mean()),
-            "logits_fake": float(fake_logits.mean()),
+            "disc_loss": float(loss.detach()),
+            "logits_real": float(real_logits.detach().mean()),
+            "logits_fake": float(fake_logits.detach().mean()),
         }
 
     # ---- helpers ------------------------------------------------------------------------------
@@ -210,7 +229,13 @@ class CurriculumObjective(nn.Module):
             return {}
         if self.lpips is None:
             raise ValueError("this objective was built without LPIPS (no stage had an lpips weight)")
-        return {"lpips": self.lpips(recon.float(), x.float()).mean()}
+        recon, x = recon.float(), x.float()
+        b, _, t = x.shape[:3]
+        if 0 < cfg.lpips_frames < t:  # a random subset of frames per clip, as OmniTokenizer does
+            idx = torch.rand(b, t, device=x.device).argsort(dim=1)[:, : cfg.lpips_frames]  # (b, n)
+            pick = idx[:, None, :, None, None].expand(-1, x.shape[1], -1, *x.shape[3:])
+            recon, x = recon.gather(2, pick), x.gather(2, pick)
+        return {"lpips": self.lpips(recon, x).mean()}
 
     @staticmethod
     def _weighted(terms: dict[str, Tensor], cfg: StageConfig) -> Tensor:
