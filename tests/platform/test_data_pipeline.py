@@ -15,7 +15,7 @@ import torch
 import sweettok
 from sweettok_platform.data.corpus import CorpusCard, clip_id
 from sweettok_platform.data.pipeline import TokenizeConfig, tokenize_dataset
-from sweettok_platform.data.reader import CorpusDataset, read_errors, read_table
+from sweettok_platform.data.reader import CorpusDataset, ray_dataset, read_errors, read_table
 from sweettok_platform.data.samples import corrupt_file, make_sample_dataset, truncate_file
 from sweettok_platform.data.sources import SourceConfig, list_items
 from sweettok_platform.data.tokenizer import EncodeConfig
@@ -87,6 +87,9 @@ def test_bad_files_go_to_errors_and_the_rest_is_tokenized(ray_cluster, dataset: 
     examples = list(CorpusDataset(config.output, words=True))
     assert len(examples) == card.clips and examples[0]["ids"].shape == (8 + 16,)
     assert examples[0]["words"][0].startswith("s") and examples[0]["words"][-1].startswith("t")
+    rows = ray_dataset(config.output, words=True).take_all()
+    assert sorted(r["id"] for r in rows) == sorted(e["id"] for e in examples)
+    assert all(len(r["words"]) == 8 + 16 for r in rows)
 
 
 def test_s3_corpus_read_back_with_plain_pyarrow(ray_cluster, s3_endpoint: str, s3_bucket: str, dataset: Path,

@@ -78,3 +78,11 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) 
     assert code == 1 and "output is empty" in capsys.readouterr().err
     code = main(["tokenize", "--root", str(tmp_path), "-o", "x", "--preset", "tiny", "--set", "encode.colour=1"])
     assert code == 1 and "unknown encode settings ['colour']" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("job", sorted((REPO / "jobs").glob("tokenize-*.yaml")), ids=lambda p: p.name)
+def test_job_specs_parse(job: Path) -> None:
+    import yaml
+
+    config = TokenizeConfig.from_dict(yaml.safe_load(job.read_text()))
+    assert config.output and config.source.root and (config.encode.bundle or config.encode.preset)

