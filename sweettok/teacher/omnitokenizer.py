@@ -68,6 +68,43 @@ class OmniConfig:
             raise ValueError(f"OmniConfig.spatial_pos must be 'rope' or 'rel', got {self.spatial_pos!r}")
 
 
+def infer_arch(state: dict[str, Tensor]) -> OmniConfig:
+    """Read an ``OmniConfig`` off a release state dict's key names and shapes.
+
+    Width, head size and count, block strings, temporal depth, window size, feed-forward ratio and the
+    spatial position scheme are visible in the weights; causality and l2 codes are not (release defaults).
+    """
+    def blocks(prefix: str) -> str:
+        layers = sorted({int(k[len(prefix):].split(".")[0]) for k in state if k.startswith(prefix)})
+        if layers != list(range(len(layers))) or not layers:
+            raise ValueError(f"checkpoint has no complete {prefix}* layers")
+        return "".join("w" if f"{prefix}{i}.1.qkv.weight" in state else "t" for i in range(len(layers)))
+
+    try:
+        dim = state["encoder.to_patch_emb.2.weight"].shape[0]
+        enc = blocks("encoder.enc_spatial_transformer.layers.")
+        dec = blocks("decoder.dec_spatial_transformer.layers.")
+        temporal = blocks("encoder.enc_temporal_transformer.layers.")
+        t0 = "encoder.enc_temporal_transformer.layers.0."
+        dim_head = state[t0 + "1.q_scale"].shape[0]
+        heads = state[t0 + "1.to_q.weight"].shape[0] // dim_head
+        inner = state[t0 + "3.4.weight"].shape[1]
+    except KeyError as e:
+        raise ValueError(f"not an OmniTokenizer checkpoint: key {e} is missing") from e
+    mult = next((m for m in (4.0, round((inner + 0.5) * 1.5 / dim, 3)) if int(m * (2 / 3) * dim) == inner),
+                (inner + 0.5) * 1.5 / dim)
+    window = 8
+    if "w" in enc + dec:
+        prefix = "encoder.enc_spatial_transformer.layers." if "w" in enc else "decoder.dec_spatial_transformer.layers."
+        i = (enc if "w" in enc else dec).index("w")
+        window = (math.isqrt(state[f"{prefix}{i}.1.relative_position_bias_table"].shape[0]) + 1) // 2
+    first_t = "encoder.enc_spatial_transformer.layers." + str(enc.index("t")) + ".1." if "t" in enc else None
+    rel = first_t is not None and f"{first_t}spatial_rel_pos_bias.net.0.0.weight" in state
+    return OmniConfig(dim=dim, dim_head=dim_head, heads=heads, enc_block=enc, dec_block=dec,
+                      temporal_depth=len(temporal), window_size=window, ff_mult=mult,
+                      spatial_pos="rel" if rel else "rope")
+
+
 class OmniLayerNorm(nn.Module):
     """LayerNorm with a learned gain and a fixed (buffer) zero bias, as in the release."""
 
@@ -298,12 +335,23 @@ def _channel_linear(d_in: int, d_out: int) -> nn.Sequential:
 class OmniTokenizerTeacher(Teacher):
     """OmniTokenizer's encoder + codebook (proxy codes) and decoder (pixels) behind the Teacher interface.
 
-    ``config.checkpoint`` (a path) is loaded strictly at construction; ``None`` leaves random weights
-    (e.g. when a bundle's state dict is loaded afterwards).
+    ``config.checkpoint`` (a path) is loaded strictly at construction, its architecture read off the
+    weights unless ``arch`` is given; ``None`` builds ``arch`` (default: the release) with random weights,
+    e.g. when a bundle's state dict is loaded afterwards.
     """
 
     def __init__(self, patch: PatchConfig, config: TeacherConfig, arch: OmniConfig | None = None) -> None:
         super().__init__()
+        state = None
+        if config.checkpoint is not None:
+            state = read_release_state(config.checkpoint)
+            arch = arch or infer_arch(state)
+            codes = state.get("codebook.embeddings")
+            if codes is not None and tuple(codes.shape) != (config.codebook_size, config.code_dim):
+                raise ValueError(
+                    f"{config.checkpoint}: codebook is {tuple(codes.shape)}, but the teacher config says "
+                    f"codebook_size={config.codebook_size}, code_dim={config.code_dim}"
+                )
         self.patch, self.config, self.arch = patch, config, arch or OmniConfig()
         d = self.arch.dim
         self.encoder = OmniEncoder(patch, self.arch)
@@ -311,8 +359,8 @@ class OmniTokenizerTeacher(Teacher):
         self.code_table = CodeTable(config.codebook_size, config.code_dim)
         self.pre_vq_conv = _channel_linear(d, config.code_dim)
         self.post_vq_conv = _channel_linear(config.code_dim, d)
-        if config.checkpoint is not None:
-            self.load_checkpoint(config.checkpoint)
+        if state is not None:
+            self.load_release_state(state, config.checkpoint)
 
     @property
     def codebook(self) -> Tensor:
@@ -340,7 +388,10 @@ class OmniTokenizerTeacher(Teacher):
 
     def load_checkpoint(self, path: str) -> None:
         """Load a release checkpoint strictly (training-only keys dropped); readable errors on mismatch."""
-        state = read_release_state(path)
+        self.load_release_state(read_release_state(path), path)
+
+    def load_release_state(self, state: dict[str, Tensor], path: str = "state dict") -> None:
+        """Load release-named tensors strictly: every key present, none extra, every shape equal."""
         ours = {_rename(k): v for k, v in state.items()}
         expected = self.state_dict()
         missing = sorted(set(expected) - set(ours))
