@@ -58,10 +58,11 @@ def build_codebook(
     model_dir = model_dir or emb.default_model_dir()
     if mode not in ("input", "hidden"):
         raise ValueError(f"embedding mode must be 'input' or 'hidden', got {mode!r}")
-    tokenizer, model = emb.load_model(model_dir)  # fails early on a directory that is not a transformers model
     if corpus is not None:
         data = storage.read_bytes(corpus)
         captions = decode_captions(data, corpus, text_field)
+    tokenizer, model = emb.load_model(model_dir)  # fails before the vocabulary work on a bad model directory
+    if corpus is not None:
         tagged = tag_corpus(captions)
         vocab = vocabulary_from_corpus(tagged, min_freq=min_freq, max_words_per_branch=max_words_per_branch)
         source = {

@@ -33,19 +33,28 @@ def cooccurrence_edges(sequences: list[list[int | None]], window: int = 5) -> tu
 
 
 def knn_edges(embeddings: Tensor, k: int = 8, chunk: int = 2048) -> tuple[Tensor, Tensor]:
-    """Edges from each entry to its ``k`` most cosine-similar entries (symmetrized, weight 1)."""
-    x = F.normalize(embeddings.float(), dim=-1)
+    """Edges from each entry to its ``k`` most cosine-similar entries (symmetrized, weight 1).
+
+    Candidates come from a float32 search; they are re-scored in float64, rounded, and ties broken by
+    index, so the graph does not depend on BLAS blocking or thread count (the build stays deterministic).
+    """
+    x = F.normalize(embeddings.double(), dim=-1)
     n = x.shape[0]
     k = min(k, n - 1)
-    pairs: set[tuple[int, int]] = set()
     if k <= 0:
         return _to_tensors({})
+    x32 = x.float()
+    pairs: set[tuple[int, int]] = set()
     for start in range(0, n, chunk):
-        sim = x[start : start + chunk] @ x.t()  # (c, n)
         rows = torch.arange(start, min(start + chunk, n))
+        sim = x32[rows] @ x32.t()  # (c, n)
         sim[rows - start, rows] = -2.0  # no self edges
-        idx = sim.topk(k, dim=-1).indices  # (c, k)
-        for i, neighbours in zip(rows.tolist(), idx.tolist()):
+        candidates = sim.topk(min(k + 8, n - 1), dim=-1).indices  # (c, k + 8)
+        exact = torch.einsum("cd,ckd->ck", x[rows], x[candidates]).mul(1e6).round()  # (c, k + 8)
+        exact[candidates == rows[:, None]] = -1e7
+        key = exact * (n + 1) - candidates.double()  # higher similarity first, then lower index
+        best = candidates.gather(1, key.argsort(dim=-1, descending=True)[:, :k])  # (c, k)
+        for i, neighbours in zip(rows.tolist(), best.tolist()):
             pairs.update((min(i, j), max(i, j)) for j in neighbours)
     return _to_tensors({p: 1 for p in pairs})
 
