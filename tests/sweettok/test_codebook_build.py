@@ -153,11 +153,19 @@ def test_hidden_state_mode_embeds_through_the_encoder():
     assert F.cosine_similarity(hidden[0], hidden[1], dim=0) > F.cosine_similarity(hidden[0], hidden[2], dim=0)
 
 
-def test_build_to_s3(s3_bucket, default_small):
+def test_build_from_and_to_s3(s3_bucket, default_small, tmp_path):
     uri = f"s3://{s3_bucket}/codebooks/small"
     info = build_codebook(corpus=None, model_dir=None, output=uri, max_words_per_branch=300)
     assert info.hash == json.loads((Path(default_small) / "codebook.json").read_text())["hash"]
     assert read_codebook(uri).words("temporal") == read_codebook(default_small).words("temporal")
+    from sweettok import storage
+
+    corpus = f"s3://{s3_bucket}/captions/train.txt"
+    storage.write_bytes(corpus, CAPTIONS.read_bytes())
+    remote = build_codebook(corpus=corpus, model_dir=None, output=f"{uri}-captions", min_freq=3, min_words_per_branch=4)
+    local = build_codebook(corpus=str(CAPTIONS), model_dir=None, output=str(tmp_path / "local"), min_freq=3,
+                           min_words_per_branch=4)
+    assert remote.hash == local.hash and remote.metadata["source"]["corpus"] == corpus
 
 
 # ---- bad input ---------------------------------------------------------------------------------------
