@@ -199,7 +199,7 @@ class CurriculumObjective(nn.Module):
             disc = self.discriminator
             disc.requires_grad_(False)  # the generator term must not write discriminator gradients
             try:
-                terms["gan"] = g_loss(disc(recon.float()), cfg.gan_loss)
+                terms["gan"] = g_loss(self._disc_logits(recon), cfg.gan_loss)
             finally:
                 disc.requires_grad_(True)
         loss = self._weighted(terms, cfg)
@@ -214,8 +214,9 @@ class CurriculumObjective(nn.Module):
             zero = sum(p.sum() * 0.0 for p in self.discriminator.parameters())  # keeps the graph for wrappers
             return zero, {"disc_loss": 0.0}
         cfg = self.stages[3]
-        real_logits = self.discriminator(real.float())
-        fake_logits = self.discriminator(fake.detach().float())
+        real = real[:, :, : fake.shape[2]]  # image-only stage 3 compares first frames
+        real_logits = self._disc_logits(real)
+        fake_logits = self._disc_logits(fake.detach())
         loss = d_loss(real_logits, fake_logits, cfg.gan_loss)
         return loss, {
             "disc_loss": float(loss.detach()),
@@ -224,6 +225,11 @@ class CurriculumObjective(nn.Module):
         }
 
     # ---- helpers ------------------------------------------------------------------------------
+    def _disc_logits(self, x: Tensor) -> Tensor:
+        """Discriminator logits in fp32, whatever dtype a wrapper (DeepSpeed bf16/fp16) gave its weights."""
+        dtype = next(self.discriminator.parameters()).dtype
+        return self.discriminator(x.to(dtype)).float()
+
     def _perceptual(self, recon: Tensor, x: Tensor, cfg: StageConfig) -> dict[str, Tensor]:
         if cfg.loss.lpips <= 0:
             return {}

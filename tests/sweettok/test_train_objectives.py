@@ -4,6 +4,7 @@ parameters train, the discriminator switches on at ``disc_start``, and the train
 from __future__ import annotations
 
 import copy
+import dataclasses
 import warnings
 
 import numpy as np
@@ -13,7 +14,7 @@ import torch
 from sweettok.config import tiny
 from sweettok.model import SweetTokenizer
 from sweettok.patchify import from_uint8
-from sweettok.train import CurriculumObjective, set_trainable, tiny_stages, trainable_parameters
+from sweettok.train import CurriculumObjective, LossWeights, set_trainable, tiny_stages, trainable_parameters
 from sweettok.train.objectives import TEMPORAL_PREFIXES
 from sweettok.train.trainer import Trainer
 from sweettok_platform.media import ClipSpec, read_clips
@@ -146,6 +147,21 @@ def test_discriminator_loss_is_zero_before_start_and_generator_term_leaves_disc_
     d_loss, _ = objective.discriminator_loss(clips[:2], objective.last_reconstruction, cfg.disc_start)
     d_loss.backward()
     assert all(p.grad is not None for p in objective.discriminator.parameters())
+
+
+def test_half_precision_discriminator_as_deepspeed_leaves_it(clips):
+    cfg = dataclasses.replace(tiny_stages()[3], loss=LossWeights(mse=1.0, vq=1.0, gan=0.1), disc_start=0)
+    objective = CurriculumObjective([cfg])
+    assert objective.lpips is None  # no stage asks for it
+    objective.discriminator.to(torch.bfloat16)
+    torch.manual_seed(0)
+    model = SweetTokenizer(tiny())
+    loss, metrics = objective.generator_loss(model, clips[:2], 3, 0)
+    assert loss.dtype == torch.float32 and "gan" in metrics
+    d_loss, _ = objective.discriminator_loss(clips[:2], objective.last_reconstruction, 0)
+    d_loss.backward()
+    assert d_loss.dtype == torch.float32
+    assert all(p.grad is not None and p.grad.dtype == torch.bfloat16 for p in objective.discriminator.parameters())
 
 
 def test_trainer_resume_continues_exactly(clips, objective):
