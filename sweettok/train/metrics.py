@@ -1,20 +1,12 @@
-"""Codebook usage statistics for training metrics."""
+"""Training metrics helpers. ``codebook_stats`` (usage, perplexity, codes used) lives with the codebook."""
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
+from sweettok.codebook.stats import codebook_stats
 
-
-def codebook_stats(ids: Tensor, size: int) -> dict[str, float]:
-    """Ids of any shape from a codebook of ``size`` -> usage (fraction of codes used in the batch) and
-    perplexity (exp of the entropy of the code histogram; ``size`` when codes are used uniformly)."""
-    flat = ids.detach().reshape(-1).long()
-    counts = torch.bincount(flat, minlength=size).float()
-    probs = counts / counts.sum().clamp_min(1.0)
-    entropy = -(probs * probs.clamp_min(1e-12).log()).sum()
-    return {"usage": float((counts > 0).float().mean()), "perplexity": float(entropy.exp())}
+__all__ = ["codebook_stats", "prefixed"]
 
 
 def prefixed(stats: dict[str, float], prefix: str) -> dict[str, float]:
-    return {f"{prefix}_{k}": v for k, v in stats.items()}
+    """``{"usage": u}`` -> ``{"<prefix>_usage": u}``."""
+    return {f"{prefix}_{k}": float(v) for k, v in stats.items()}
