@@ -86,3 +86,13 @@ def test_job_specs_parse(job: Path) -> None:
 
     config = TokenizeConfig.from_dict(yaml.safe_load(job.read_text()))
     assert config.output and config.source.root and (config.encode.bundle or config.encode.preset)
+
+
+def test_rerun_with_another_plan_is_refused(tmp_path: Path) -> None:
+    from sweettok_platform.data.corpus import check_plan
+
+    plan = {"items_sha256": "abc", "files_per_shard": 4, "tokenizer": "h1"}
+    assert check_plan(str(tmp_path), plan) is False  # recorded
+    assert check_plan(str(tmp_path), dict(plan)) is True  # same plan: resume
+    with pytest.raises(ValueError, match="different plan .*files_per_shard, tokenizer"):
+        check_plan(str(tmp_path), {**plan, "files_per_shard": 8, "tokenizer": "h2"})

@@ -185,7 +185,7 @@ class Progress:
         self.start = self.last = time.perf_counter()
         self.shards = self.files = self.clips = self.errors = 0
 
-    def update(self, stats: ShardStats, final: bool = False) -> None:
+    def update(self, stats: ShardStats) -> None:
         self.shards += 1
         self.files += stats.files
         self.clips += stats.clips
@@ -197,8 +197,9 @@ class Progress:
 
     def line(self) -> str:
         dt = max(time.perf_counter() - self.start, 1e-9)
-        return (f"tokenize: shards {self.shards}/{self.total}  files {self.files}  rows(clips) {self.clips}  "
-                f"errors {self.errors}  {self.clips / dt:.1f} clips/s  {self.files / dt:.1f} files/s  {dt:.1f}s")
+        return (f"tokenize: shards {self.shards}/{self.total}  rows {self.clips} ({self.clips / dt:.1f} rows/s, "
+                f"one row per clip)  files {self.files} ({self.files / dt:.1f} files/s)  errors {self.errors}  "
+                f"{dt:.1f}s")
 
 
 def _stderr(line: str) -> None:
