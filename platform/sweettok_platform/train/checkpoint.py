@@ -8,6 +8,8 @@ A checkpoint directory (one per reported step, ``step_00000040``; Ray Train merg
   ``state.json``          rank 0: stage, step, attempt, world size
   ``data_rank<r>.json``   every rank: its data position (samples consumed)
   ``metrics.jsonl``       rank 0: one row per finished step, so far
+  ``committed_rank<r>``   every rank, written to storage after its upload returned: the checkpoint is
+                          complete when all ranks' markers exist
 ``<storage_path>/<name>-<stage>/final.json`` marks a finished stage and names its final checkpoint.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -114,6 +117,41 @@ def write_jsonl(path: str, rows: list[dict[str, Any]]) -> None:
 def read_weights(uri: str) -> dict[str, torch.Tensor]:
     """A ``weights.safetensors`` (local or s3://) -> state dict."""
     return load_safetensors(storage.read_bytes(uri))
+
+
+# ---- finding the latest complete checkpoint ----------------------------------------------------
+def checkpoint_name(step: int) -> str:
+    return f"step_{step:08d}"
+
+
+def mark_committed(stage_uri: str, step: int, rank: int) -> None:
+    """Record that ``rank``'s files of the step's checkpoint are on storage."""
+    storage.write_bytes(storage.join(stage_uri, checkpoint_name(step), f"committed_rank{rank}"), b"")
+
+
+def latest_committed(stage_uri: str, world_size: int) -> str | None:
+    """URI of the newest checkpoint under ``stage_uri`` that every rank committed, or None.
+
+    Ray Train learns of a reported checkpoint when it next polls the workers; a worker that dies
+    right after reporting can leave a complete checkpoint on storage that Ray does not list. This
+    lookup finds it, so a restart never repeats steps that a complete checkpoint holds.
+    """
+    import pyarrow.fs as pafs
+
+    fs, path = storage.resolve(stage_uri)
+    infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    steps = sorted((int(m.group(1)) for i in infos if (m := re.fullmatch(r"step_(\d{8})", i.base_name))),
+                   reverse=True)
+    for step in steps:
+        uri = storage.join(stage_uri, checkpoint_name(step))
+        if all(storage.exists(storage.join(uri, f"committed_rank{r}")) for r in range(world_size)):
+            return uri
+    return None
+
+
+def checkpoint_step(uri: str) -> int:
+    match = re.search(r"step_(\d{8})/?$", uri)
+    return int(match.group(1)) if match else -1
 
 
 # ---- stage markers (driver side) ---------------------------------------------------------------

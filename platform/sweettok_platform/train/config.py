@@ -138,6 +138,27 @@ class TrainJobConfig:
 
         return os.path.abspath(self.log_dir or os.path.join("runs", self.name))
 
+    def with_absolute_paths(self) -> "TrainJobConfig":
+        """A copy with local paths made absolute: workers run in another working directory."""
+        import copy
+        import os
+
+        def fix(path: str | None) -> str | None:
+            return path if path is None or storage.is_remote(path) else os.path.abspath(os.path.expanduser(path))
+
+        out = copy.deepcopy(self)
+        out.storage_path = fix(self.storage_path)
+        out.log_dir = self.local_log_dir()
+        out.init, out.export, out.lpips_vgg_weights = fix(self.init), fix(self.export), fix(self.lpips_vgg_weights)
+        out.dataset.paths = [fix(p) for p in self.dataset.paths]
+        out.dataset.cache_dir = fix(self.dataset.cache_dir)
+        for section in ("teacher", "quantizer"):
+            key = "checkpoint" if section == "teacher" else "codebook"
+            node = out.model.overrides.get(section)
+            if isinstance(node, dict) and node.get(key):
+                node[key] = fix(node[key])
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

@@ -124,11 +124,18 @@ class StageRunner:
 
     # ---- checkpoints --------------------------------------------------------------------------
     def _restore(self) -> None:
+        """Resume from the newest complete checkpoint: Ray's, or a newer committed one on storage."""
         import ray.train
 
+        from sweettok import storage
         from sweettok_platform.train import checkpoint as ck
 
         checkpoint = ray.train.get_checkpoint()
+        stage_uri = self.plan.job.stage_uri(self.plan.stage.name)
+        found = ck.latest_committed(stage_uri, self.world)
+        if found is not None and (checkpoint is None or ck.checkpoint_step(found) > ck.checkpoint_step(checkpoint.path)):
+            fs, path = storage.resolve(found)
+            checkpoint = ray.train.Checkpoint(path, filesystem=fs)
         if checkpoint is None:
             return
         with checkpoint.as_directory() as d:
@@ -169,7 +176,8 @@ class StageRunner:
             ck.save_rank_files(tmp, rank=self.rank, state=state, position=self.loader.position,
                                weights=weights, ema=ema, metrics=self.rows if self.rank == 0 else None)
             ray.train.report(summary, checkpoint=ray.train.Checkpoint.from_directory(tmp),
-                             checkpoint_dir_name=f"step_{self.step:08d}")
+                             checkpoint_dir_name=ck.checkpoint_name(self.step))
+            ck.mark_committed(self.plan.job.stage_uri(self.plan.stage.name), self.step, self.rank)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -214,7 +222,22 @@ class StageRunner:
             metrics.update(d_metrics)
         if self.ema is not None:
             self.ema.update(self.engine.module)
-        return metrics
+        return {**metrics, **self._memory()}
+
+    def _memory(self) -> dict[str, float]:
+        """This worker's peak memory: process RSS (CPU) or allocated device memory, and optimizer state."""
+        import resource
+
+        import torch
+
+        inner = getattr(self.engine.optimizer, "optimizer", self.engine.optimizer)
+        state_bytes = sum(t.numel() * t.element_size() for s in inner.state.values() for t in s.values()
+                          if torch.is_tensor(t))
+        out = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+               "optim_state_mb": state_bytes / 2**20}
+        if self.device.type == "cuda":
+            out["peak_device_mb"] = torch.cuda.max_memory_allocated(self.device) / 2**20
+        return out
 
     def run(self) -> None:
         from sweettok_platform.train import checkpoint as ck

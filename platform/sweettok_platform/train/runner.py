@@ -121,6 +121,8 @@ def _storage_filesystem(config: TrainJobConfig):
 def run_stage(config: TrainJobConfig, stage: StageConfig, init: str | None) -> ck.StageResult:
     """Run (or resume) one stage as a Ray Train run; returns its final checkpoint."""
     import ray
+
+    config = config.with_absolute_paths()
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -141,8 +143,6 @@ def run_stage(config: TrainJobConfig, stage: StageConfig, init: str | None) -> c
     fs = _storage_filesystem(config)
     if fs is not None:
         storage_path = storage_path[len("s3://"):]
-    elif not storage.is_remote(storage_path):
-        storage_path = os.path.abspath(storage_path)
     trainer = TorchTrainer(
         train_worker,
         train_loop_config={"plan": plan},
@@ -205,6 +205,7 @@ def run_curriculum(config: TrainJobConfig) -> str:
     """
     import ray
 
+    config = config.with_absolute_paths()
     plans = check_job(config)  # every bad input fails here, before a worker starts
     if not ray.is_initialized():
         ray.init(runtime_env={"env_vars": {"DS_ACCELERATOR": "cpu"}} if not config.use_gpu else None)

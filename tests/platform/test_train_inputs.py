@@ -1,0 +1,136 @@
+"""Training job checks that run before any worker starts, the job config, and the sharded clip loader."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from sweettok_platform.train import TrainJobConfig, check_job, run_curriculum
+from sweettok_platform.train.data import list_clips, resolve_paths, worker_loader
+
+
+def job(tmp_path, paths, **extra) -> TrainJobConfig:
+    settings = dict(
+        name="t", storage_path=str(tmp_path / "store"), log_dir=str(tmp_path / "logs"),
+        dataset=dict(paths=[str(p) for p in paths], max_clips=8, cache_dir=str(tmp_path / "cache")),
+    )
+    settings.update(extra)
+    return TrainJobConfig.from_dict(settings)
+
+
+def assert_nothing_started(tmp_path) -> None:
+    assert not (tmp_path / "store").exists(), "a run directory was created: workers started"
+
+
+def test_stage_without_previous_checkpoint_fails_before_workers(tmp_path, real_videos):
+    config = job(tmp_path, real_videos, stages=["stage2", "stage3"])
+    with pytest.raises(FileNotFoundError, match="stage2 starts from stage1's final checkpoint, but stage1 has not"):
+        run_curriculum(config)
+    assert_nothing_started(tmp_path)
+
+
+def test_missing_teacher_checkpoint_fails_before_workers(tmp_path, real_videos):
+    missing = tmp_path / "omnitokenizer.ckpt"
+    model = {"preset": "tiny", "overrides": {"teacher": {"kind": "omnitokenizer", "checkpoint": str(missing)}}}
+    config = job(tmp_path, real_videos, model=model, stages=["stage1"])
+    with pytest.raises(FileNotFoundError, match=f"teacher checkpoint does not exist: {missing}"):
+        run_curriculum(config)
+    assert_nothing_started(tmp_path)
+
+
+def test_pretrained_teacher_with_stage0_is_rejected(tmp_path, real_videos):
+    ckpt = tmp_path / "omni.ckpt"
+    ckpt.write_bytes(b"x")
+    model = {"preset": "tiny", "overrides": {"teacher": {"kind": "omnitokenizer", "checkpoint": str(ckpt)}}}
+    with pytest.raises(ValueError, match="stage0 trains the project's VQ teacher"):
+        check_job(job(tmp_path, real_videos, model=model))
+
+
+def test_missing_dataset_fails_before_workers(tmp_path):
+    config = job(tmp_path, [tmp_path / "no-such-videos"])
+    with pytest.raises(FileNotFoundError, match="dataset path does not exist: .*no-such-videos"):
+        run_curriculum(config)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("not a video")
+    with pytest.raises(FileNotFoundError, match="holds no video or image files"):
+        check_job(job(tmp_path, [tmp_path / "notes"]))
+    assert_nothing_started(tmp_path)
+
+
+def test_too_few_clips_for_the_workers(tmp_path, real_video):
+    with pytest.raises(ValueError, match="yields 1 5-frame clips, fewer than num_workers=2"):
+        check_job(job(tmp_path, [real_video], dataset=dict(paths=[str(real_video)], max_clips=1)))
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"zero_stage": 3}, "ZeRO-3 is not supported"),
+    ({"precision": "fp16"}, "precision fp16 needs use_gpu: true"),
+    ({"stages": ["stage2", "stage1"]}, "in curriculum order"),
+    ({"stage_overrides": {"stage9": {}}}, "unknown stages"),
+    ({"num_wrkers": 2}, "unknown TrainJobConfig keys"),
+])
+def test_config_errors(tmp_path, real_videos, bad, message):
+    with pytest.raises(ValueError, match=message):
+        job(tmp_path, real_videos, **bad)
+
+
+def test_stage_overrides_and_precision(tmp_path, real_videos):
+    config = job(tmp_path, real_videos, stage_overrides={"stage2": {"steps": 7, "loss": {"vq": 0.5}}},
+                 checkpoint_every=3)
+    stages = config.stage_configs()
+    assert stages["stage2"].steps == 7 and stages["stage2"].loss.vq == 0.5 and stages["stage2"].loss.ce == 1.0
+    assert all(s.checkpoint_every == 3 for s in stages.values())
+    assert config.precision_for(stages["stage3"]) == "fp32"  # CPU
+    gpu = job(tmp_path, real_videos, use_gpu=True, stage_preset="paper")
+    assert gpu.precision_for(gpu.stage_configs()["stage1"]) == "fp16"
+    assert gpu.precision_for(gpu.stage_configs()["stage3"]) == "bf16"
+
+
+def test_loader_shards_are_disjoint_and_resume_exactly(tmp_path, real_videos):
+    dataset = job(tmp_path, real_videos).dataset
+    files = resolve_paths(dataset.paths)
+    refs = list_clips(files, 5, 5, max_clips=8)
+    assert len(refs) == 8 and len({r.path for r in refs}) == len(real_videos)  # the cap spreads over files
+    kw = dict(frames=5, height=32, width=32, images=False, batch_size=3, world=2, seed=1)
+    a, b = worker_loader(dataset, rank=0, **kw), worker_loader(dataset, rank=1, **kw)
+    assert len(a) == len(b) == 4
+    first = a.next_batch()
+    assert first.shape == (3, 3, 5, 32, 32) and first.min() >= -0.5 and first.max() <= 0.5
+    flat = lambda loader: {tuple(c.reshape(-1)[:64].tolist()) for c in loader.clips}  # noqa: E731
+    assert not flat(a) & flat(b)
+    batches = [a.next_batch() for _ in range(3)]  # crosses epoch boundaries (4 clips, batch 3)
+    again = worker_loader(dataset, rank=0, **kw)  # from the cache this time
+    again.seek(3)
+    for expected in batches:
+        assert torch.equal(again.next_batch(), expected)
+    images = worker_loader(dataset, rank=0, **{**kw, "images": True})
+    assert images.next_batch().shape == (3, 3, 1, 32, 32)
+
+
+def test_cli_help_and_readable_error(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "sweettok_platform.cli", "train", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "--stage" in r.stdout and "storage_path" in r.stdout
+    spec = tmp_path / "job.yaml"
+    spec.write_text(f"name: t\nstorage_path: {tmp_path / 'store'}\ndataset:\n  paths: [{tmp_path / 'missing'}]\n")
+    r = subprocess.run([sys.executable, "-m", "sweettok_platform.cli", "train", "--config", str(spec), "--check"],
+                       capture_output=True, text=True)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines()[-1] == f"sweettok train: error: dataset path does not exist: {tmp_path / 'missing'}"
+
+
+def test_job_specs_parse(monkeypatch):
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(repo)
+    import yaml
+
+    paper = TrainJobConfig.from_dict(yaml.safe_load((repo / "jobs/train-curriculum-paper.yaml").read_text()))
+    assert paper.use_gpu and paper.zero_stage == 2 and paper.storage_path.startswith("s3://")
+    assert paper.stage_configs()["stage1"].steps == 1_000_000 and paper.model.build().teacher.kind == "omnitokenizer"
+    tiny = TrainJobConfig.from_dict(yaml.safe_load((repo / "jobs/train-curriculum-tiny.yaml").read_text()))
+    plans = check_job(tiny.with_absolute_paths())  # its dataset glob resolves from the repo root
+    assert [p.stage.name for p in plans] == ["stage0", "stage1", "stage2", "stage3"]
