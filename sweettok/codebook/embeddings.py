@@ -44,7 +44,9 @@ def describe_model(model_dir: str) -> dict:
 def load_model(model_dir: str):
     """(tokenizer, model) from a local Hugging Face model directory, with a readable error otherwise."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     path = Path(model_dir)
     if not path.is_dir():
         raise FileNotFoundError(f"model directory {model_dir} does not exist")

@@ -127,7 +127,7 @@ def _choose(token: str, tags: dict[str, str], prev: str | None, prev_pos: str | 
             return ADJ
     if ADV in tags and token.endswith("ly"):
         return ADV
-    if prev_pos == VERB:
+    if prev_pos in (VERB, ADV):  # "rides quickly down the hill"
         for pos in (ADV, NOUN, ADJ):
             if pos in tags:
                 return pos
