@@ -9,9 +9,10 @@ temporal blocks in the encoder, ``tttt`` + 4 causal temporal blocks in the decod
 an 8192 x 8 l2-normalised codebook: a 17x256x256 clip -> a 5x32x32 code grid.
 
 Behaviour follows what the release computes with torch >= 2.1 (its scaled_dot_product_attention path):
-cosine-similarity attention with learned q/k scales and temperature 8, no relative-position bias in
-global attention (its parameters exist in the checkpoint but are unused), causal masking in time, and the
-release's PEG (depth-wise 3x3x3 convolution) that reshapes its input to (b, t, h, w) in memory order.
+cosine-similarity attention with learned q/k scales and temperature 8, queries from the normalised
+input but keys and values from the raw input (``context_norm`` is unused without context), no
+relative-position bias in global attention (its parameters exist in the checkpoint but are unused),
+causal masking in time, and the release's PEG (depth-wise 3x3x3 convolution) that reshapes its input to (b, t, h, w) in memory order.
 Covered: patch_embed 'linear', blocks 't' and 'w', spatial_pos 'rope' or 'rel', VQ (not the VAE
 variant). Not covered: 'cnn'/'pixelshuffle' embeddings, pooling/upsampling blocks, deferred pooling.
 
@@ -179,8 +180,8 @@ class Attention(nn.Module):
 
     def forward(self, x: Tensor, is_spatial: bool) -> Tensor:
         # x: (n, l, d) -> (n, l, d)
-        x = self.norm(x)
-        q, k, v = self.to_q(x), *self.to_kv(x).chunk(2, dim=-1)
+        # as in the release: queries read the normalised input, keys/values the raw input
+        q, k, v = self.to_q(self.norm(x)), *self.to_kv(x).chunk(2, dim=-1)
         q, k, v = (rearrange(t, "n l (h e) -> n h l e", h=self.heads) for t in (q, k, v))
         if self.spatial_pos == "rope" and is_spatial:
             q, k = rope_2d(q, x.shape[1]), rope_2d(k, x.shape[1])
@@ -228,7 +229,11 @@ class GEGLU(nn.Module):
 def feed_forward(dim: int, mult: float) -> nn.Sequential:
     inner = int(mult * (2 / 3) * dim)
     return nn.Sequential(
-        nn.LayerNorm(dim), nn.Linear(dim, inner * 2, bias=False), GEGLU(), nn.Identity(), nn.Linear(inner, dim, bias=False)
+        nn.LayerNorm(dim),
+        nn.Linear(dim, inner * 2, bias=False),
+        GEGLU(),
+        nn.Identity(),  # the release's dropout slot (index 3)
+        nn.Linear(inner, dim, bias=False),
     )
 
 
@@ -329,7 +334,10 @@ class CodeTable(nn.Module):
 
 
 def _channel_linear(d_in: int, d_out: int) -> nn.Sequential:
-    return nn.Sequential(Rearrange("b c t h w -> b t h w c"), nn.Linear(d_in, d_out), Rearrange("b t h w c -> b c t h w"))
+    # (b, c, t, h, w) -> (b, c', t, h, w), a per-cell linear map as the release writes it
+    return nn.Sequential(
+        Rearrange("b c t h w -> b t h w c"), nn.Linear(d_in, d_out), Rearrange("b t h w c -> b c t h w")
+    )
 
 
 class OmniTokenizerTeacher(Teacher):

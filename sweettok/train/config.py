@@ -135,7 +135,9 @@ def tiny_stages() -> list[StageConfig]:
     common: dict[str, Any] = dict(batch_size=2, min_lr=1e-4, warmup_steps=2, weight_decay=0.0, checkpoint_every=10)
     return [
         StageConfig(name="stage0", steps=40, lr=3e-3, loss=LossWeights(ce=0.0, vq=1.0, mse=1.0, entropy=0.1), **common),
-        StageConfig(name="stage1", steps=30, lr=2e-3, data="images", loss=LossWeights(ce=1.0, vq=1.0, mse=0.0), **common),
+        StageConfig(
+            name="stage1", steps=30, lr=2e-3, data="images", loss=LossWeights(ce=1.0, vq=1.0, mse=0.0), **common
+        ),
         StageConfig(name="stage2", steps=30, lr=2e-3, loss=LossWeights(ce=1.0, vq=1.0, mse=0.0), **common),
         StageConfig(
             name="stage3", steps=30, lr=1e-3, disc_start=20, disc_lr=1e-3, disc_width=16, disc_layers=2,

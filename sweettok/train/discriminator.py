@@ -25,7 +25,9 @@ class PatchDiscriminator(nn.Module):
         blocks: list[nn.Module] = [nn.Conv3d(config.channels, w, (3, 4, 4), (1, 2, 2), (1, 1, 1)), nn.LeakyReLU(0.2)]
         for i in range(1, config.layers):
             w_in, w = w, config.width * min(2**i, 8)
-            blocks += [nn.Conv3d(w_in, w, (3, 4, 4), (1, 2, 2), (1, 1, 1)), nn.GroupNorm(min(32, w // 4), w), nn.LeakyReLU(0.2)]
+            blocks += [
+                nn.Conv3d(w_in, w, (3, 4, 4), (1, 2, 2), (1, 1, 1)), nn.GroupNorm(min(32, w // 4), w), nn.LeakyReLU(0.2)
+            ]
         blocks.append(nn.Conv3d(w, 1, 3, 1, 1))
         self.net = nn.Sequential(*blocks)
 

@@ -182,7 +182,8 @@ class CurriculumObjective(nn.Module):
         ce = sum(terms.values())
         vq = out.latents.vq_loss.float()
         loss = cfg.loss.ce * ce + cfg.loss.vq * vq
-        metrics = {"loss": float(loss.detach()), "ce": float(ce.detach()), "vq": float(vq.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
+        metrics = {"loss": float(loss.detach()), "ce": float(ce.detach()), "vq": float(vq.detach())}
+        metrics.update({k: float(v.detach()) for k, v in terms.items()})
         metrics["code_accuracy"] = float((logits.argmax(-1) == targets).float().mean())
         metrics.update(self._token_stats(inner, out.latents.ids))
         return StepOutput(loss, metrics)
