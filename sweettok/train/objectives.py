@@ -155,6 +155,11 @@ class CurriculumObjective(nn.Module):
 
     def _stage0(self, model: nn.Module, x: Tensor, cfg: StageConfig) -> StepOutput:
         teacher = _unwrap(model).teacher
+        if not hasattr(teacher, "autoencode"):
+            raise ValueError(
+                f"stage 0 trains the project's VQ teacher; this model's teacher ({type(teacher).__name__}) "
+                "comes pre-trained, so start the curriculum at stage 1"
+            )
         recon, q, z = teacher.autoencode(x)  # (b, c, t, h, w), Quantized, unit latents (b, t', h', w', e)
         terms = {"mse": F.mse_loss(recon.float(), x.float()), "vq": q.loss.float()}
         terms.update(self._perceptual(recon, x, cfg))

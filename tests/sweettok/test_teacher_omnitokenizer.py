@@ -13,6 +13,7 @@ from sweettok.config import PatchConfig, TeacherConfig, tiny
 from sweettok.model import SweetTokenizer
 from sweettok.teacher import build_teacher
 from sweettok.teacher.omnitokenizer import OmniConfig, OmniTokenizerTeacher, infer_arch, rope_2d
+from sweettok.train import CurriculumObjective, LossWeights, tiny_stages, trainable_parameters
 
 TINY_PATCH = PatchConfig(frames=5, height=32, width=32)  # 4x8x8 patches -> a 2x4x4 code grid
 SMALL = OmniConfig(dim=32, dim_head=8, heads=4, enc_block="tw", dec_block="tt", temporal_depth=1, window_size=2)
@@ -122,8 +123,17 @@ def test_sweettokenizer_with_an_omnitokenizer_teacher(checkpoint):
         model = SweetTokenizer(config)
     assert isinstance(model.teacher, OmniTokenizerTeacher)
     assert not any(p.requires_grad for p in model.teacher.parameters())
-    out = model(torch.rand(1, 3, 5, 32, 32) - 0.5, pixels=True)
+    x = torch.rand(1, 3, 5, 32, 32) - 0.5
+    out = model(x, pixels=True)
     assert tuple(out.logits.shape) == (1, 2, 4, 4, 64) and tuple(out.pixels.shape) == (1, 3, 5, 32, 32)
+    objective = CurriculumObjective([dataclasses.replace(s, loss=LossWeights(ce=1.0, vq=1.0)) for s in tiny_stages()])
+    loss, metrics = objective.generator_loss(model, x, 2, 0)  # proxy codes from OmniTokenizer
+    assert loss.requires_grad and metrics["ce_temporal"] > 0
+    with pytest.raises(ValueError, match="start the curriculum at stage 1"):
+        objective.generator_loss(model, x, 0, 0)
+    decoder = {id(p) for p in model.teacher.pixel_decoder_parameters()}
+    tuned = [p for p in trainable_parameters(model, 3, finetune_teacher_decoder=True) if id(p) in decoder]
+    assert len(tuned) == len(decoder) > 0
 
 
 def test_checkpoint_with_a_missing_or_misshapen_key_is_rejected(source, tmp_path):
