@@ -235,3 +235,21 @@ def test_info_health_and_openapi(endpoint):
     schema = requests.get(f"{endpoint}/openapi.json", timeout=30).json()
     assert {"/v1/encode", "/v1/decode", "/v1/info", "/healthz"} <= set(schema["paths"])
     assert "application/x-npy" in json.dumps(schema["paths"]["/v1/encode"])
+
+
+def test_bad_requests_mixed_into_a_concurrent_batch_fail_alone(endpoint, model):
+    good = [[i % 256] * 8 + [(3 * i) % 256] * 16 for i in range(8)]
+    bad = [[0] * 8 + [256] * 16, [0] * 23] * 4
+
+    def call(ids):
+        return requests.post(f"{endpoint}/v1/decode", json={"ids": ids, "format": "npy"}, headers=AUTH, timeout=60)
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(call, [x for pair in zip(good, bad) for x in pair]))
+    for ids, r in zip([x for pair in zip(good, bad) for x in pair], answers):
+        if ids in good:
+            assert r.status_code == 200, r.text
+            expected = to_uint8(model.decode_ids(torch.tensor([ids]))).permute(0, 2, 3, 4, 1).numpy()[0]
+            assert np.abs(np.load(io.BytesIO(r.content)).astype(int) - expected.astype(int)).max() <= 1
+        else:
+            assert r.status_code == 422, r.text

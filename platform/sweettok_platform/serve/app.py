@@ -80,6 +80,10 @@ async def _http_error(_: Request, e: HTTPException) -> JSONResponse:
     return _error(e.status_code, str(e.detail))
 
 
+def _clips_in(items: list[np.ndarray]) -> int:
+    return sum(len(x) for x in items)
+
+
 def _cause(e: BaseException) -> str:
     """The message of an error raised in another replica (Ray wraps it), on one line."""
     cause = getattr(e, "cause", None) or e
@@ -89,7 +93,11 @@ def _cause(e: BaseException) -> str:
 @serve.deployment(name="Ingress")
 @serve.ingress(api)
 class Ingress:
-    """Parses and checks requests, decodes media in a sandbox, and calls the model deployment."""
+    """Parses and checks requests, decodes media in a sandbox, and calls the model deployment.
+
+    With batching on, concurrent requests of one kind are gathered here too (``@serve.batch``) and sent as
+    one call, so a batch costs one Ray hop; the model deployment batches again across ingress replicas.
+    """
 
     def __init__(self, model: DeploymentHandle, config: dict[str, Any]) -> None:
         self.config = ServeConfig.from_dict(config)
@@ -101,6 +109,9 @@ class Ingress:
             if not self.key:
                 raise RuntimeError(f"api_key_env is {self.config.api_key_env!r} but that variable is empty here")
         self.decoders = DecoderPool(self.config.decode_workers)
+        for method in (self._encode_video, self._encode_image, self._decode_video, self._decode_image):
+            method.set_max_batch_size(self.config.max_batch_size)
+            method.set_batch_wait_timeout_s(self.config.batch_wait_timeout_s)
         self._info: dict[str, Any] | None = None
 
     def __del__(self) -> None:
@@ -116,11 +127,52 @@ class Ingress:
             self._info = await self.model.info.remote()
         return self._info
 
-    async def _call(self, method: str, x: np.ndarray) -> Any:
+    async def _remote(self, op: str, x: np.ndarray) -> np.ndarray:
         try:
-            return await getattr(self.model, method).remote(x)
+            return await getattr(self.model, op).remote(x)
         except ValueError as e:  # ClipError raised in the model replica
             raise RequestError(422, _cause(e)) from None
+
+    async def _call(self, op: str, x: np.ndarray) -> np.ndarray:
+        """One request's clips (encode) or ids (decode) through the model, batched with concurrent ones."""
+        if not self.config.batching or len(x) > self.config.max_batch_size:
+            return await self._remote(op, x)
+        spatial = (await self._model_info())["layout"]["spatial"]
+        image = x.shape[1] == 1 if op == "encode" else x.shape[1] == spatial
+        result = await getattr(self, f"_{op}_{'image' if image else 'video'}")(x)
+        if isinstance(result, RequestError):
+            raise result
+        return result
+
+    async def _gather(self, op: str, items: list[np.ndarray]) -> list[np.ndarray | RequestError]:
+        """Concurrent requests of one kind -> one model call (one Ray hop instead of one per request)."""
+        try:
+            out = await self._remote(op, np.concatenate(items))
+        except RequestError:  # some item is bad: answer each alone so only that one fails
+            answers: list[np.ndarray | RequestError] = []
+            for x in items:
+                try:
+                    answers.append(await self._remote(op, x))
+                except RequestError as e:
+                    answers.append(e)
+            return answers
+        return np.split(out, np.cumsum([len(x) for x in items])[:-1])
+
+    @serve.batch(max_batch_size=16, batch_size_fn=_clips_in, max_concurrent_batches=2)
+    async def _encode_video(self, items: list[np.ndarray]) -> list[np.ndarray | RequestError]:
+        return await self._gather("encode", items)
+
+    @serve.batch(max_batch_size=16, batch_size_fn=_clips_in, max_concurrent_batches=2)
+    async def _encode_image(self, items: list[np.ndarray]) -> list[np.ndarray | RequestError]:
+        return await self._gather("encode", items)
+
+    @serve.batch(max_batch_size=16, batch_size_fn=_clips_in, max_concurrent_batches=2)
+    async def _decode_video(self, items: list[np.ndarray]) -> list[np.ndarray | RequestError]:
+        return await self._gather("decode", items)
+
+    @serve.batch(max_batch_size=16, batch_size_fn=_clips_in, max_concurrent_batches=2)
+    async def _decode_image(self, items: list[np.ndarray]) -> list[np.ndarray | RequestError]:
+        return await self._gather("decode", items)
 
     @api.get("/healthz", summary="liveness and model readiness")
     async def healthz(self) -> dict[str, str]:
@@ -173,7 +225,9 @@ class Ingress:
         spec = ClipSpec(frames=clip["frames"], height=clip["height"], width=clip["width"],
                         policy=options.policy, stride=options.stride, resize=options.resize, seed=options.seed)
         if suffix == ".npy":
-            clips: Clips = await asyncio.to_thread(decode_npy, data, spec, self.limits)
+            small = len(data) < 2**20  # parse small arrays inline: a thread hop costs more than the parse
+            clips: Clips = decode_npy(data, spec, self.limits) if small else await asyncio.to_thread(
+                decode_npy, data, spec, self.limits)
         else:
             clips = await self.decoders.run(decode_file, data, suffix, spec, self.limits,
                                             timeout=self.limits.decode_timeout_s)
@@ -246,14 +300,17 @@ def build_app(args: dict[str, Any] | None = None) -> serve.Application:
     config = args if isinstance(args, ServeConfig) else ServeConfig.from_dict(args)
     settings = config.to_dict()
     runtime_env = {"env_vars": dict(config.env)} if config.env else {}
+    logging_config = {"enable_access_log": config.access_log}
     model = TokenizerModel.options(
         ray_actor_options={"num_cpus": config.num_cpus, "num_gpus": config.num_gpus, "runtime_env": runtime_env},
         max_ongoing_requests=config.max_ongoing_requests,
         autoscaling_config=config.autoscaling,
+        logging_config=logging_config,
     ).bind(settings)
     ingress = Ingress.options(
         ray_actor_options={"num_cpus": config.ingress_cpus, "runtime_env": runtime_env},
         max_ongoing_requests=max(100, 4 * config.max_ongoing_requests),
+        logging_config=logging_config,
         autoscaling_config={
             "min_replicas": config.ingress_replicas,
             "max_replicas": max(config.ingress_replicas, config.max_replicas),

@@ -42,6 +42,7 @@ class ServeConfig:
     # authentication: a literal key (tests, demos) or the name of an environment variable holding it
     api_key: str | None = None
     api_key_env: str | None = None
+    access_log: bool = True  # one log line per request in each replica (costs CPU under load)
     # environment of the replicas (e.g. AWS_ENDPOINT_URL for an S3-compatible store)
     env: dict[str, str] = field(default_factory=dict)
     # HTTP

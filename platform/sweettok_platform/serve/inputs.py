@@ -112,8 +112,12 @@ def decode_npy(data: bytes, spec: ClipSpec, limits: LimitsConfig) -> Clips:
         except MediaError as e:
             raise RequestError(422, str(e)) from None
         check_clips(len(starts), limits)
+    length = 1 if t == 1 else spec.frames
+    if (h, w) == (spec.height, spec.width):  # already at the model size: no resize needed
+        return Clips(frames=np.stack([frames[s : s + length] for s in starts]), starts=starts,
+                     windows=list(range(len(starts))), fps=0.0)
     try:
-        clips = [resize_frames(frames[s : s + (1 if t == 1 else spec.frames)], spec) for s in starts]
+        clips = [resize_frames(frames[s : s + length], spec) for s in starts]
     except MediaError as e:
         raise RequestError(422, str(e)) from None
     return Clips(frames=np.stack(clips), starts=starts, windows=list(range(len(starts))), fps=0.0)

