@@ -13,7 +13,7 @@ import dataclasses
 import json
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from sweettok.codebook.files import Codebook, read_codebook
 from sweettok.codebook.gcn import GCNConfig, GCNProjector

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sweettok import storage
 from sweettok.codebook.lexicon import (
     ADJ,
+    ADV,
     BRANCH_POS,
     NOUN,
     POS_BRANCH,
@@ -120,7 +121,7 @@ def vocabulary_from_corpus(
     if not counts:
         raise ValueError("the corpus has no English content words (nouns, adjectives, verbs, adverbs)")
     kept = {key: n for key, n in counts.items() if n >= min_freq}
-    return _assemble(kept, max_words_per_branch)
+    return _assemble(kept, {b: max_words_per_branch for b in BRANCH_NAMES})
 
 
 def default_vocabulary(*, min_zipf: float = 1.5, max_words_per_branch: int | None = None) -> Vocabulary:
@@ -142,53 +143,48 @@ def default_vocabulary(*, min_zipf: float = 1.5, max_words_per_branch: int | Non
             if zipf < min_zipf:
                 continue
             if word in verb_forms and pos in (NOUN, VERB):
-                # noun or verb? the share of verb-only forms (made, making) among all the lemma's forms
-                base = 10**zipf
-                verbal = sum(10 ** zipf_frequency(f, "en") for f in verb_forms[word] if zipf_frequency(f, "en") > 0)
-                share = verbal / (base + verbal)
+                # noun or verb? the share of verb-only forms (made, making) among all the lemma's uses
+                verbal = sum(10**z for z in (zipf_frequency(f, "en") for f in verb_forms[word]) if z > 0)
+                share = verbal / (10**zipf + verbal)
                 if (pos == VERB and share < VERB_SHARE[0]) or (pos == NOUN and share > VERB_SHARE[1]):
                     continue
-            scores[(word, pos)] = round(10 ** (zipf - 3), 4)  # Zipf = log10(per billion)
+            scores[(word, pos)] = round(10 ** (zipf - 3), 4)  # Zipf = log10(frequency per billion words)
     preference = {}
-    for (word, pos) in scores:
+    for word, pos in scores:
         if pos == ADJ:
             preference[(word, pos)] = 1 if word in graded else -1
-        elif pos == "adverb":
+        elif pos == ADV:
             preference[(word, pos)] = 1 if word.endswith("ly") else -1
-    cap = {b: min(PAPER_BRANCH_SIZES[b], max_words_per_branch or PAPER_BRANCH_SIZES[b]) for b in BRANCH_NAMES}
-    return _assemble(scores, None, preference=preference, cap=cap)
+    cap = {b: min(n, max_words_per_branch or n) for b, n in PAPER_BRANCH_SIZES.items()}
+    return _assemble(scores, cap, preference)
 
 
 def _assemble(
-    scores: dict[tuple[str, str], float],
-    max_words_per_branch: int | None,
-    *,
-    preference: dict[tuple[str, str], int] | None = None,
-    cap: dict[str, int] | None = None,
+    scores: dict[tuple[str, str], float], limit: dict[str, int | None], preference: dict | None = None
 ) -> Vocabulary:
-    """One entry per (word, branch) with its best part of speech, the top words per branch, in id order."""
+    """One entry per (word, branch) with its best part of speech, the top ``limit`` words per branch, in id order.
+
+    The best part of speech: highest ``preference``, then highest frequency, then noun/verb first.
+    """
     preference = preference or {}
+
+    def rank(word: str, pos: str, freq: float) -> tuple:
+        return (preference.get((word, pos), 0), freq, pos in (NOUN, VERB))
+
     best: dict[tuple[str, str], tuple[str, float]] = {}
     for (word, pos), freq in sorted(scores.items()):
         key = (word, POS_BRANCH[pos])
-        rank = (preference.get((word, pos), 0), freq, pos == NOUN or pos == "verb")
-        if key not in best or rank > _rank(best[key], word, preference):
+        if key not in best or rank(word, pos, freq) > rank(word, *best[key]):
             best[key] = (pos, freq)
     entries: list[Entry] = []
     for branch in BRANCH_NAMES:
         words = [Entry(w, pos, f) for (w, b), (pos, f) in best.items() if b == branch]
         words.sort(key=lambda e: (-e.frequency, e.word))
-        limits = [n for n in ((cap or {}).get(branch), max_words_per_branch) if n]
-        words = words[: min(limits)] if limits else words
+        words = words[: limit.get(branch)]
         order = {pos: i for i, pos in enumerate(BRANCH_POS[branch])}
         words.sort(key=lambda e: (order[e.pos], -e.frequency, e.word))
         entries.extend(words)
     return Vocabulary(entries)
-
-
-def _rank(chosen: tuple[str, float], word: str, preference: dict) -> tuple:
-    pos, freq = chosen
-    return (preference.get((word, pos), 0), freq, pos == NOUN or pos == "verb")
 
 
 def check_sizes(vocab: Vocabulary, min_words_per_branch: int) -> None:
