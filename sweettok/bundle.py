@@ -34,6 +34,8 @@ def content_hash(files: dict[str, bytes]) -> str:
 def save_bundle(model: SweetTokenizer, uri: str, extra: dict[str, Any] | None = None) -> str:
     """Write ``model`` as a bundle at ``uri``; returns the content hash."""
     config = model.config.to_dict()
+    if config["quantizer"]["kind"] == "language":
+        config["quantizer"]["codebook"] = None  # the codebook travels inside the bundle: keep the hash location-free
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     files = {
         "config.json": json.dumps(config, indent=2, sort_keys=True).encode(),

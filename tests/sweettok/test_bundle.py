@@ -38,3 +38,17 @@ def test_hash_is_deterministic_and_tracks_weights(tmp_path):
 def test_loading_a_non_bundle_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="is not a tokenizer bundle"):
         load_bundle(str(tmp_path))
+
+
+def test_language_bundle_hash_does_not_depend_on_where_it_lives(tmp_path):
+    from sweettok.codebook import build_codebook, language_config
+
+    info = build_codebook(corpus=None, model_dir=None, output=str(tmp_path / "cb"), max_words_per_branch=64)
+    torch.manual_seed(4)
+    model = SweetTokenizer(language_config(preset("tiny"), info.uri)).eval()
+    first = save_bundle(model, str(tmp_path / "a"))
+    loaded = load_bundle(str(tmp_path / "a"))
+    assert save_bundle(loaded, str(tmp_path / "elsewhere" / "b")) == first
+    x = torch.rand(1, 5, 32, 32, 3) - 0.5
+    assert torch.equal(loaded.encode(x), model.encode(x))
+    assert loaded.ids_to_words(model.encode(x)) == model.ids_to_words(model.encode(x))
