@@ -77,6 +77,32 @@ def load(url: str, bodies: list[bytes], content_type: str, clients: int, request
     }
 
 
+def serve_processes() -> dict:
+    """The proxy and the app's replicas (psutil.Process), plus this client process."""
+    import os
+
+    import psutil
+
+    found = {"client": psutil.Process(os.getpid())}
+    for proc in psutil.process_iter(["cmdline"]):
+        line = " ".join(proc.info["cmdline"] or [])
+        for key in ("ProxyActor", "sweettok:Ingress", "sweettok:TokenizerModel"):
+            if key in line:
+                found[key.split(":")[-1]] = proc
+    return found
+
+
+def cpu_seconds(procs: dict) -> dict:
+    out = {}
+    for key, proc in procs.items():
+        try:
+            times = proc.cpu_times()
+            out[key] = times.user + times.system + getattr(times, "children_user", 0) + getattr(times, "children_system", 0)
+        except Exception:  # noqa: BLE001 - a process that went away
+            out[key] = 0.0
+    return out
+
+
 def direct(model, clips: list[np.ndarray], batch: int, seconds: float = 5.0) -> float:
     """Clips per second of ``model.encode`` in this process on batches of ``batch`` clips."""
     import torch
@@ -144,14 +170,20 @@ def main() -> None:
             config = ServeConfig(preset=name, port=port, batching=batching, max_batch_size=args.max_batch_size,
                                  max_ongoing_requests=max(32, 2 * args.max_batch_size),
                                  batch_wait_timeout_s=args.batch_wait_s, torch_threads=args.torch_threads,
-                                 decode_workers=2 if args.input == "mp4" else 1)
+                                 decode_workers=2 if args.input == "mp4" else 1, access_log=False)
             t0 = time.monotonic()
             url = start(config)
             startup = time.monotonic() - t0
             load(url, bodies, content_type, args.clients, 2 * args.clients, 60)  # warm-up
             before = requests.get(f"{url}/v1/stats", timeout=30).json()
+            procs = serve_processes()
+            cpu_before = cpu_seconds(procs)
             figures = load(url, bodies, content_type, args.clients, args.requests, args.max_seconds)
+            cpu_after = cpu_seconds(procs)
             after = requests.get(f"{url}/v1/stats", timeout=30).json()
+            figures["cpu_ms_per_request"] = {
+                k: round(1000 * (cpu_after[k] - cpu_before[k]) / max(figures["requests"], 1), 2) for k in procs
+            }
             calls = after.get("encode_calls", 0) - before.get("encode_calls", 0)
             clips_done = after.get("encode_clips", 0) - before.get("encode_clips", 0)
             figures["mean_batch"] = round(clips_done / max(calls, 1), 2)
