@@ -58,6 +58,7 @@ class QuantizerConfig:
     spatial_size: int = 10481
     temporal_size: int = 11139
     beta: float = 0.25
+    l2_normalize: bool = True  # match unit vectors (Euclidean NN on the sphere): keeps every code in play
     codebook: str | None = None  # directory or s3:// URI of a built language codebook
     gcn_hidden: int = 512
 

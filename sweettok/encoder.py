@@ -27,7 +27,7 @@ class Encoder(nn.Module):
         self.patchify = Patchify(patch, d)
         self.pos_s = _param(p, d)
         self.pos_t = _param(k, d)
-        self.queries_s = _param(spatial_queries, d)  # Omega_s
+        self.queries_s = nn.Parameter(torch.randn(spatial_queries, d))  # Omega_s: unit scale keeps queries distinct
         self.queries_t = _param(p, d)  # Omega_t: one query per spatial position
         self.spatial = CQAE(d, config.heads, config.spatial_layers, config.mlp_ratio)
         self.temporal = CQAE(d, config.heads, config.temporal_layers, config.mlp_ratio)

@@ -57,12 +57,19 @@ class Quantizer(nn.Module):
         """The branch's codebook in latent space, (L, latent_dim)."""
         raise NotImplementedError
 
+    def lookup_codes(self, branch: Branch) -> Tensor:
+        """The codes latents are matched against: unit vectors when ``config.l2_normalize``."""
+        codes = self.codes(branch)
+        return F.normalize(codes, dim=-1) if self.config.l2_normalize else codes
+
     def quantize(self, z: Tensor, branch: Branch) -> Quantized:
-        return quantize_with(z, self.codes(branch), self.config.beta)
+        if self.config.l2_normalize:
+            z = F.normalize(z, dim=-1)
+        return quantize_with(z, self.lookup_codes(branch), self.config.beta)
 
     def embed(self, ids: Tensor, branch: Branch) -> Tensor:
         """ids (b, n) -> latents (b, n, latent_dim)."""
-        return F.embedding(ids, self.codes(branch))
+        return F.embedding(ids, self.lookup_codes(branch))
 
     def words(self, ids: Tensor, branch: Branch) -> list[list[str]]:
         """ids (b, n) -> a word per id."""
