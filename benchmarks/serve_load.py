@@ -103,19 +103,19 @@ def cpu_seconds(procs: dict) -> dict:
     return out
 
 
-def direct(model, clips: list[np.ndarray], batch: int, seconds: float = 5.0) -> float:
-    """Clips per second of ``model.encode`` in this process on batches of ``batch`` clips."""
+def direct(model, clips: list[np.ndarray], batch: int, seconds: float = 5.0) -> tuple[float, float]:
+    """Clips per second of ``model.encode`` in this process on batches of ``batch`` clips, and CPU ms per clip."""
     import torch
 
     from sweettok import from_uint8
 
     x = from_uint8(torch.from_numpy(np.stack([clips[i % len(clips)] for i in range(batch)])))
     model.encode(x)
-    done, began = 0, time.perf_counter()
+    done, began, cpu = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - began < seconds:
         model.encode(x)
         done += batch
-    return done / (time.perf_counter() - began)
+    return done / (time.perf_counter() - began), 1000 * (time.process_time() - cpu) / done
 
 
 def free_port() -> int:
@@ -192,7 +192,10 @@ def main() -> None:
             key = "batching_on" if batching else "batching_off"
             row[key] = figures
             batch = max(1, round(figures["mean_batch"]))
-            row[f"direct_{key}_clips_per_s"] = round(direct(model, clips, batch), 1)
+            rate, cpu_ms = direct(model, clips, batch)
+            row[f"direct_{key}_clips_per_s"] = round(rate, 1)
+            # load-independent: the model's own CPU per clip over all CPU the endpoint spent per request
+            figures["cpu_efficiency"] = round(cpu_ms / sum(figures["cpu_ms_per_request"].values()), 2)
             print(json.dumps({name: {key: figures, "direct_clips_per_s": row[f"direct_{key}_clips_per_s"]}}), flush=True)
         on, off = row["batching_on"], row["batching_off"]
         row["speedup_batching"] = round(on["throughput_rps"] / max(off["throughput_rps"], 1e-9), 2)
@@ -202,7 +205,8 @@ def main() -> None:
               f"(off {off['throughput_rps']} req/s p50 {off['p50_ms']} p99 {off['p99_ms']} ms; "
               f"on {on['throughput_rps']} req/s p50 {on['p50_ms']} p99 {on['p99_ms']} ms, mean batch {on['mean_batch']}); "
               f"endpoint/direct at the same batches {row['endpoint_vs_direct']:.0%} "
-              f"(direct {row['direct_batching_on_clips_per_s']} clips/s)", flush=True)
+              f"(direct {row['direct_batching_on_clips_per_s']} clips/s); CPU efficiency off {off['cpu_efficiency']:.0%}, "
+              f"on {on['cpu_efficiency']:.0%} (direct model CPU per clip / endpoint CPU per request)", flush=True)
     serve.shutdown()
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2))
