@@ -83,9 +83,11 @@ def test_nearest_neighbour_over_the_projected_branch_codes(model):
     torch.manual_seed(2)
     z = torch.randn(2, 7, q.config.latent_dim)
     for branch in ("spatial", "temporal"):
-        codes = q.codes(branch)
+        codes = q.lookup_codes(branch)  # unit vectors: the match is on the sphere (QuantizerConfig.l2_normalize)
+        assert torch.allclose(codes, torch.nn.functional.normalize(q.codes(branch), dim=-1))
         out = q.quantize(z, branch)
-        expected = torch.cdist(z, codes[None].expand(2, -1, -1)).argmin(-1)
+        unit = torch.nn.functional.normalize(z, dim=-1)
+        expected = torch.cdist(unit, codes[None].expand(2, -1, -1)).argmin(-1)
         assert torch.equal(out.ids, expected)
         torch.testing.assert_close(out.z_q, codes[expected])
 
