@@ -114,6 +114,12 @@ def write_jsonl(path: str, rows: list[dict[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
+def append_jsonl(path: str, row: dict[str, Any]) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
 def read_weights(uri: str) -> dict[str, torch.Tensor]:
     """A ``weights.safetensors`` (local or s3://) -> state dict."""
     return load_safetensors(storage.read_bytes(uri))

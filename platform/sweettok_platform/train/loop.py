@@ -26,7 +26,8 @@ class WorkerPlan:
     stage: Any  # sweettok.train.config.StageConfig (resolved, with the job's overrides)
     model_config: dict[str, Any]  # TokenizerConfig.to_dict()
     init_weights: Any = None  # ObjectRef of safetensors bytes (previous stage's EMA weights) or None
-    live_metrics: str | None = None  # rank 0 mirrors metrics.jsonl here while training
+    live_metrics: str | None = None  # rank 0 mirrors metrics.jsonl here while training (on its node),
+    # and appends every executed step, redone ones included, to executed.jsonl beside it
 
 
 def deepspeed_config(stage: Any, *, zero_stage: int, precision: str, use_gpu: bool, lr: float) -> dict[str, Any]:
@@ -259,14 +260,18 @@ class StageRunner:
             if self.rank == 0:
                 self.rows.append(row)
                 if self.plan.live_metrics:
-                    ck.write_jsonl(self.plan.live_metrics, self.rows)
+                    for name in ("metrics.jsonl", "executed.jsonl"):
+                        ck.append_jsonl(os.path.join(os.path.dirname(self.plan.live_metrics), name), row)
                 if self.step % max(1, job.log_every) == 0 or self.step == cfg.steps:
                     self._log(_progress_line(row, cfg.steps))
             if self.step % every == 0 or self.step == cfg.steps:
                 self._save({k: v for k, v in row.items() if isinstance(v, (int, float))})
 
     def _log(self, message: str) -> None:
-        print(f"[{self.plan.job.run_name(self.plan.stage.name)}] {message}", file=sys.stderr, flush=True)
+        # straight to the process's stdout: Ray Train's patched print() tees wrapped streams (lines twice)
+        stream = sys.__stdout__ or sys.stdout
+        stream.write(f"[{self.plan.job.run_name(self.plan.stage.name)}] {message}\n")
+        stream.flush()
 
 
 def _progress_line(row: dict[str, Any], total: int) -> str:

@@ -113,9 +113,31 @@ def _video_suffixes() -> tuple[str, ...]:
 
 
 def _storage_filesystem(config: TrainJobConfig):
-    if config.storage_path.startswith("s3://"):
+    """The S3 filesystem Ray Train uploads through, configured from the driver's environment.
+
+    Keys present in the driver's environment are set explicitly so the pickled filesystem works in
+    Ray Train's controller and workers, whose environment may lack them; without keys (instance
+    roles, IRSA) every process uses its own default credential chain.
+    """
+    if not config.storage_path.startswith("s3://"):
+        return None
+    if not (os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY")):
         return storage.s3_filesystem()
-    return None
+    import pyarrow.fs as pafs
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    kwargs = {}
+    if endpoint:
+        from urllib.parse import urlparse
+
+        parsed = urlparse(endpoint)
+        kwargs.update(endpoint_override=parsed.netloc or parsed.path, scheme=parsed.scheme or "https")
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region:
+        kwargs["region"] = region
+    return pafs.S3FileSystem(access_key=os.environ["AWS_ACCESS_KEY_ID"],
+                             secret_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+                             session_token=os.environ.get("AWS_SESSION_TOKEN"), **kwargs)
 
 
 def run_stage(config: TrainJobConfig, stage: StageConfig, init: str | None) -> ck.StageResult:
@@ -130,6 +152,10 @@ def run_stage(config: TrainJobConfig, stage: StageConfig, init: str | None) -> c
 
     model_config = config.model.build()
     log_dir = os.path.join(config.local_log_dir(), stage.name)
+    if ck.latest_committed(config.stage_uri(stage.name), config.num_workers) is None:
+        for name in ("metrics.jsonl", "executed.jsonl"):  # a fresh start: no rows from an older run
+            if os.path.exists(os.path.join(log_dir, name)):
+                os.remove(os.path.join(log_dir, name))
     init_ref = ray.put(storage.read_bytes(init)) if init else None
     plan = WorkerPlan(job=config, stage=stage, model_config=model_config.to_dict(), init_weights=init_ref,
                       live_metrics=os.path.join(log_dir, "metrics.jsonl"))
