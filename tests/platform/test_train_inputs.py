@@ -134,3 +134,27 @@ def test_job_specs_parse(monkeypatch):
     tiny = TrainJobConfig.from_dict(yaml.safe_load((repo / "jobs/train-curriculum-tiny.yaml").read_text()))
     plans = check_job(tiny.with_absolute_paths())  # its dataset glob resolves from the repo root
     assert [p.stage.name for p in plans] == ["stage0", "stage1", "stage2", "stage3"]
+
+
+def test_deepspeed_config_follows_the_job(tmp_path, real_videos):
+    from sweettok_platform.train.loop import deepspeed_config
+
+    config = job(tmp_path, real_videos, use_gpu=True, stage_preset="paper", zero_stage=1)
+    stage = config.stage_configs()["stage3"]
+    ds = deepspeed_config(stage, zero_stage=config.zero_stage, precision=config.precision_for(stage), lr=stage.lr)
+    assert ds["zero_optimization"] == {"stage": 1} and ds["bf16"]["enabled"] and not ds["fp16"]["enabled"]
+    assert ds["train_micro_batch_size_per_gpu"] == 12 and ds["optimizer"]["params"]["betas"] == [0.9, 0.999]
+    assert ds["gradient_clipping"] == stage.grad_clip
+
+
+def test_latest_committed_skips_incomplete_checkpoints(tmp_path):
+    from sweettok_platform.train import checkpoint as ck
+
+    stage_uri = str(tmp_path / "run-stage1")
+    assert ck.latest_committed(stage_uri, 2) is None  # nothing there yet
+    for step, ranks in ((4, (0, 1)), (8, (0, 1)), (12, (0,))):  # step 12: rank 1 never finished its upload
+        for rank in ranks:
+            ck.mark_committed(stage_uri, step, rank)
+    found = ck.latest_committed(stage_uri, 2)
+    assert found == str(tmp_path / "run-stage1" / "step_00000008") and ck.checkpoint_step(found) == 8
+    assert ck.checkpoint_step(ck.latest_committed(stage_uri, 1)) == 12

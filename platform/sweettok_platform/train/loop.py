@@ -30,7 +30,7 @@ class WorkerPlan:
     # and appends every executed step, redone ones included, to executed.jsonl beside it
 
 
-def deepspeed_config(stage: Any, *, zero_stage: int, precision: str, use_gpu: bool, lr: float) -> dict[str, Any]:
+def deepspeed_config(stage: Any, *, zero_stage: int, precision: str, lr: float) -> dict[str, Any]:
     """The DeepSpeed config of one engine: ZeRO stage, precision, AdamW (torch's on CPU), clipping."""
     config: dict[str, Any] = {
         "train_micro_batch_size_per_gpu": stage.batch_size,
@@ -38,7 +38,7 @@ def deepspeed_config(stage: Any, *, zero_stage: int, precision: str, use_gpu: bo
         "zero_optimization": {"stage": zero_stage},
         "optimizer": {"type": "AdamW", "params": {
             "lr": lr, "betas": list(stage.betas), "eps": stage.eps, "weight_decay": stage.weight_decay,
-            "torch_adam": not use_gpu,
+            "torch_adam": True,  # torch.optim.AdamW: no JIT-built fused op needed on the nodes
         }},
         "fp16": {"enabled": precision == "fp16"},
         "bf16": {"enabled": precision == "bf16"},
@@ -101,7 +101,7 @@ class StageRunner:
             [cfg], lpips=LPIPSConfig(vgg_weights=job.lpips_vgg_weights) if cfg.loss.lpips > 0 else None
         ).to(self.device)
         precision = job.precision_for(cfg)
-        ds = dict(zero_stage=job.zero_stage, precision=precision, use_gpu=job.use_gpu)
+        ds = dict(zero_stage=job.zero_stage, precision=precision)
         self.engine, *_ = deepspeed.initialize(
             model=model.to(self.device), model_parameters=params,
             config=deepspeed_config(cfg, lr=cfg.lr, **ds),
