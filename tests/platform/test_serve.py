@@ -181,6 +181,7 @@ BAD_REQUESTS = {
     "wrong content type": (415, dict(data=b"hello", headers={"Content-Type": "text/plain"})),
     "corrupt video": (422, dict(data=os.urandom(4096), headers={"Content-Type": "video/mp4"})),
     "corrupt image": (422, dict(data=b"\x89PNG\r\n\x1a\n" + os.urandom(500), headers={"Content-Type": "image/png"})),
+    "empty body": (400, dict(data=b"", headers={"Content-Type": "video/mp4"})),
     "oversize body": (413, dict(data=b"\0" * (3 * 2**20), headers={"Content-Type": "video/mp4"})),
     "bad clip policy": (422, dict(params={"policy": "middle"}, data=b"x", headers={"Content-Type": "video/mp4"})),
     "npy of floats": (422, dict(data=(lambda b: (np.save(b, np.zeros((5, 32, 32, 3))), b.getvalue())[1])(io.BytesIO()),

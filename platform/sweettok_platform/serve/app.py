@@ -207,6 +207,8 @@ class Ingress:
         self._auth(x_api_key)
         options = schemas.EncodeOptions(policy=policy, stride=stride, resize=resize, seed=seed, words=words)
         data = await read_body(request.stream(), request.headers.get("content-length"), self.limits.max_body_bytes)
+        if not data:
+            raise RequestError(400, "empty request body: send a video, an image, .npy frames or a JSON {\"uri\"}")
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type == "application/json":
             try:

@@ -64,7 +64,8 @@ def decode_file(data: bytes, suffix: str, spec: ClipSpec, limits: LimitsConfig) 
             with Image.open(io.BytesIO(data)) as im:
                 width, height = im.size
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-            raise RequestError(422, f"cannot decode image: {e}") from None
+            reason = "not a recognised image file" if isinstance(e, UnidentifiedImageError) else str(e)[:200]
+            raise RequestError(422, f"cannot decode image: {reason}") from None
         check_frames(1, height, width, limits)
     else:
         import decord
