@@ -68,7 +68,9 @@ def serve_stdio() -> None:
     out = os.dup(1)
     os.dup2(2, 1)  # stray prints from decoders go to stderr, not into the answer pipe
     import decord  # noqa: F401  (import before saying ready: the time limit is for decoding only)
-    import torch  # noqa: F401
+    import torch
+
+    torch.set_num_threads(1)  # one file at a time per helper; parallelism comes from more decode tasks
 
     _send(out, "ready")
     while True:

@@ -4,7 +4,8 @@ Layouts understood (``SourceConfig.kind``):
 
 - ``ucf101``: ``<root>/<Class>/v_<Class>_gXX_cYY.avi`` plus the official split lists ``classInd.txt``
   (``1 ApplyEyeMakeup``), ``trainlist0N.txt`` (``Class/v_....avi 1``), ``testlist0N.txt`` (``Class/v_....avi``),
-  found under ``splits_dir`` (default: ``<root>/ucfTrainTestlist``, else ``<root>``). Labels are 0-based.
+  found under ``splits_dir`` (default: ``ucfTrainTestlist`` in or beside ``<root>``, else ``<root>``).
+  Labels are 0-based.
 - ``kinetics``: an annotation CSV with columns ``label,youtube_id,time_start,time_end,split`` and clip files
   named ``<youtube_id>_<start:06d>_<end:06d>.mp4`` anywhere under ``root`` (flat or in class folders).
   Labels index the sorted class names of the CSV; rows whose file is missing are kept (they become errors).
@@ -40,7 +41,7 @@ class SourceConfig:
     fold: int = 1  # ucf101 official split 1..3
     splits_dir: str | None = None  # ucf101: where classInd.txt / trainlist0N.txt live
     annotations: str | None = None  # kinetics: annotation CSV (default <root>/<split>.csv)
-    synset_mapping: str | None = None  # imagenet: LOC_synset_mapping.txt (default <root>/../LOC_synset_mapping.txt if present)
+    synset_mapping: str | None = None  # imagenet: LOC_synset_mapping.txt (default: in <root> or its parent)
     limit: int | None = None  # take only the first N items (after sorting), for trial runs
 
 
@@ -72,6 +73,14 @@ def list_items(config: SourceConfig) -> list[Item]:
     return items[: config.limit] if config.limit is not None else items
 
 
+def _parent(uri: str) -> str | None:
+    """The directory above ``uri``, or None at the top (a bucket, or the filesystem root)."""
+    head, sep, _ = uri.rstrip("/").rpartition("/")
+    if not sep or head.endswith(":/") or head in ("", "s3:"):
+        return None
+    return head
+
+
 def _read_text(uri: str) -> str:
     return storage.read_bytes(uri).decode("utf-8")
 
@@ -97,9 +106,9 @@ def _folders(config: SourceConfig) -> list[Item]:
 
 def _ucf101(config: SourceConfig) -> list[Item]:
     splits = config.splits_dir
-    if splits is None:
-        nested = storage.join(config.root, "ucfTrainTestlist")
-        splits = nested if storage.exists(storage.join(nested, "classInd.txt")) else config.root
+    if splits is None:  # <root>/ucfTrainTestlist, <root>/../ucfTrainTestlist (as unpacked), or <root>
+        candidates = [storage.join(d, "ucfTrainTestlist") for d in (config.root, _parent(config.root)) if d]
+        splits = next((c for c in candidates if storage.exists(storage.join(c, "classInd.txt"))), config.root)
     class_ind = storage.join(splits, "classInd.txt")
     if not storage.exists(class_ind):
         raise FileNotFoundError(f"UCF-101 split lists not found: no {class_ind} (set source.splits_dir)")
@@ -156,10 +165,8 @@ def _imagenet(config: SourceConfig) -> list[Item]:
     classes = _class_folders(config.root, IMAGE_SUFFIXES)
     mapping_uri = config.synset_mapping
     if mapping_uri is None:
-        candidates = [storage.join(config.root, "LOC_synset_mapping.txt")]
-        parent = config.root.rstrip("/").rsplit("/", 1)[0]
-        if parent and parent != config.root.rstrip("/"):
-            candidates.append(storage.join(parent, "LOC_synset_mapping.txt"))
+        parent = _parent(config.root)
+        candidates = [storage.join(d, "LOC_synset_mapping.txt") for d in (config.root, parent) if d]
         mapping_uri = next((c for c in candidates if storage.exists(c)), None)
     names: dict[str, str] = {}
     if mapping_uri is not None:
