@@ -324,8 +324,11 @@ def build_app(args: dict[str, Any] | None = None) -> serve.Application:
 
 def start(config: ServeConfig, *, timeout_s: float = 180.0) -> str:
     """Run the endpoint on the current Ray cluster (started locally if none); returns its base URL."""
+    import ray
     import requests
 
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, log_to_driver=False)
     serve.start(http_options={"host": config.host, "port": config.port})
     serve.run(build_app(config), name=config.name, route_prefix=config.route_prefix, blocking=False)
     url = f"http://{config.host}:{config.port}{config.route_prefix.rstrip('/')}"
