@@ -88,6 +88,8 @@ def check_job(config: TrainJobConfig) -> list[StagePlan]:
     plans: list[StagePlan] = []
     for position, name in enumerate(config.stages):
         done = ck.read_final(config.stage_uri(name))
+        if done is not None and done.steps < stages[name].steps:
+            done = None  # more steps asked for: resume from the final checkpoint and train on
         init = None
         if position == 0:
             if config.init:
