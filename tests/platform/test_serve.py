@@ -254,3 +254,23 @@ def test_bad_requests_mixed_into_a_concurrent_batch_fail_alone(endpoint, model):
             assert np.abs(np.load(io.BytesIO(r.content)).astype(int) - expected.astype(int)).max() <= 1
         else:
             assert r.status_code == 422, r.text
+
+
+def test_a_bundle_served_as_a_second_app(endpoint, model, spec, real_video, tmp_path):
+    from sweettok import save_bundle
+    from sweettok_platform.serve import ServeConfig, start, stop
+
+    digest = save_bundle(model, str(tmp_path / "bundle"))
+    port = int(endpoint.rsplit(":", 1)[1])  # the running Serve instance's port
+    config = ServeConfig(bundle=str(tmp_path / "bundle"), name="bundle", route_prefix="/bundle", port=port,
+                         batching=False)
+    url = start(config)
+    try:
+        info = requests.get(f"{url}/v1/info", timeout=30).json()
+        assert info["bundle_hash"] == digest and info["tokenizer"] == digest
+        r = _post_video(url, real_video.read_bytes())
+        assert r.status_code == 200 and r.json()["tokenizer"] == digest
+        clip = read_clips(str(real_video), spec)[0]
+        assert r.json()["clips"][0]["ids"] == _direct(model, clip.frames[None])[0]
+    finally:
+        stop(config)

@@ -8,6 +8,7 @@ imports; ``start(config)`` runs the app on the local/connected Ray cluster and r
 
 # no `from __future__ import annotations`: FastAPI must see the real Annotated[...] types through Serve
 import asyncio
+import dataclasses
 import hmac
 import io
 import json
@@ -329,6 +330,8 @@ def start(config: ServeConfig, *, timeout_s: float = 180.0) -> str:
 
     if not ray.is_initialized():
         ray.init(include_dashboard=False, log_to_driver=False)
+    if config.bundle and "://" not in config.bundle:  # replicas may run in another directory
+        config = dataclasses.replace(config, bundle=os.path.abspath(config.bundle))
     serve.start(http_options={"host": config.host, "port": config.port})
     serve.run(build_app(config), name=config.name, route_prefix=config.route_prefix, blocking=False)
     url = f"http://{config.host}:{config.port}{config.route_prefix.rstrip('/')}"
