@@ -95,6 +95,9 @@ def main() -> None:
     best_loop = max((k for k in results), key=lambda k: statistics.median(results[k]))
     results["loop"] = results[best_loop]
 
+    # Ray runs its workers at nice 15; on a shared machine that alone starves the pipeline against the loop
+    # (nice 0). Same priority for both, so the comparison is about the code, not the scheduler.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
     for actors in (1, 2):
         def run(n: int) -> float:

@@ -127,3 +127,4 @@ def test_s3_corpus_read_back_with_plain_pyarrow(ray_cluster, s3_endpoint: str, s
     expected = direct_tokens(bundle, {k: str(dataset / k) for k in train_keys}, ClipSpec(frames=5, height=32, width=32))
     assert {r["id"]: r["spatial"] + r["temporal"] for r in table.to_pylist()} == expected
     assert CorpusCard.load(output).clips == card.clips
+    assert ray_dataset(output).count() == card.clips  # Ray workers read the S3 corpus too

@@ -101,9 +101,13 @@ def ray_dataset(corpus: str, words: bool = False):
     """The corpus as a Ray Dataset of rows (the corpus columns, plus ``words`` on request)."""
     import ray
 
+    from sweettok_platform.data.pipeline import storage_env
+
     card = CorpusCard.load(corpus)
     fs, path = storage.resolve(storage.join(corpus, DATA_DIR))
-    ds = ray.data.read_parquet(path, filesystem=fs)
+    env = storage_env()  # the S3 settings of this process, for the read tasks
+    remote = {"runtime_env": {"env_vars": env}} if env else {}
+    ds = ray.data.read_parquet(path, filesystem=fs, ray_remote_args=remote)
     if not words:
         return ds
 
@@ -115,4 +119,4 @@ def ray_dataset(corpus: str, words: bool = False):
             row["words"] = self.words(list(row["spatial"]), list(row["temporal"]))
             return row
 
-    return ds.map(AddWords, compute=ray.data.ActorPoolStrategy(size=1))
+    return ds.map(AddWords, compute=ray.data.ActorPoolStrategy(size=1), **remote)
