@@ -100,10 +100,10 @@ class TokenizerConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TokenizerConfig":
-        return _build(cls, data)
+        return build_dataclass(cls, data)
 
 
-def _build(cls: type, data: dict[str, Any]) -> Any:
+def build_dataclass(cls: type, data: dict[str, Any]) -> Any:
     """Build a (nested) dataclass from a dict, rejecting unknown keys with a readable error."""
     names = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(data) - set(names)
@@ -114,7 +114,7 @@ def _build(cls: type, data: dict[str, Any]) -> Any:
         factory = names[key].default_factory
         nested = factory() if factory is not dataclasses.MISSING else None
         if isinstance(value, dict) and dataclasses.is_dataclass(nested):
-            kwargs[key] = _build(type(nested), value)
+            kwargs[key] = build_dataclass(type(nested), value)
         else:
             kwargs[key] = value
     return cls(**kwargs)
@@ -122,15 +122,16 @@ def _build(cls: type, data: dict[str, Any]) -> Any:
 
 def apply_overrides(config: Any, overrides: dict[str, Any]) -> Any:
     """Return a copy of ``config`` with nested ``overrides`` merged in (dataclass or dict)."""
-    merged = _merge(dataclasses.asdict(config), overrides)
-    return _build(type(config), merged)
+    merged = merge_dicts(dataclasses.asdict(config), overrides)
+    return build_dataclass(type(config), merged)
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+def merge_dicts(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``extra`` merged onto ``base``, nested dicts merged key by key (neither input is modified)."""
     out = dict(base)
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = merge_dicts(out[key], value)
         else:
             out[key] = value
     return out

@@ -7,6 +7,8 @@ from typing import Any
 
 import yaml
 
+from sweettok.config import merge_dicts as merge
+
 
 def add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="YAML", help="YAML file of settings (merged before --set)")
@@ -28,13 +30,6 @@ def parse_set(items: list[str]) -> dict[str, Any]:
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = yaml.safe_load(raw)
-    return out
-
-
-def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
     return out
 
 

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from sweettok.config import _build
+from sweettok.config import build_dataclass
 
 STAGE_NAMES = ("stage0", "stage1", "stage2", "stage3")
 
@@ -81,7 +81,7 @@ class StageConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "StageConfig":
-        return _build(cls, data)
+        return build_dataclass(cls, data)
 
 
 def lr_at(step: int, cfg: StageConfig, peak: float | None = None) -> float:

@@ -20,13 +20,7 @@ from sweettok.train.trainer import Trainer
 from sweettok_platform.media import ClipSpec, read_clips
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine OpenMP spinning makes tiny steps 50x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

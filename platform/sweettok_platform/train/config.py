@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sweettok import storage
-from sweettok.config import TokenizerConfig, _build, preset
+from sweettok.config import TokenizerConfig, build_dataclass, merge_dicts, preset
 from sweettok.train.config import STAGE_NAMES, StageConfig, stage_presets
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -112,7 +112,7 @@ class TrainJobConfig:
         """All four stage configs of the preset with this job's overrides (and checkpoint_every)."""
         out = {}
         for cfg in stage_presets(self.stage_preset):
-            data = _merge(cfg.to_dict(), self.stage_overrides.get(cfg.name, {}))
+            data = merge_dicts(cfg.to_dict(), self.stage_overrides.get(cfg.name, {}))
             if self.checkpoint_every is not None:
                 data["checkpoint_every"] = self.checkpoint_every
             out[cfg.name] = StageConfig.from_dict(data)
@@ -166,14 +166,8 @@ class TrainJobConfig:
     def from_dict(cls, data: dict[str, Any]) -> "TrainJobConfig":
         data = dict(data)
         fault = data.pop("fault", None)
-        config = _build(cls, data)
+        config = build_dataclass(cls, data)
         if fault is not None:
-            config.fault = fault if isinstance(fault, FaultConfig) else _build(FaultConfig, fault)
+            config.fault = fault if isinstance(fault, FaultConfig) else build_dataclass(FaultConfig, fault)
         return config
 
-
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
