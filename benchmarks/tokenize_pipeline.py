@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--policy", default="windows")
     parser.add_argument("--stride", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--files-per-shard", type=int, default=4)
+    parser.add_argument("--files-per-shard", type=int, default=16)  # the job default (TokenizeConfig)
     parser.add_argument("--cpus", type=int, default=2, help="logical CPUs of the Ray cluster")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workdir", default=None)
