@@ -62,7 +62,10 @@ def main() -> None:
     parser.add_argument("--stride", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--files-per-shard", type=int, default=16)  # the job default (TokenizeConfig)
-    parser.add_argument("--cpus", type=int, default=2, help="logical CPUs of the Ray cluster")
+    parser.add_argument("--cpus", type=int, default=4,
+                        help="logical CPUs of the Ray cluster (2x the cores lets decode tasks overlap the encode actor)")
+    parser.add_argument("--decode-timeout", type=float, default=120.0,
+                        help="per-file decode time limit in s (0: decode in the task's own process, no limit)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args()
@@ -105,6 +108,7 @@ def main() -> None:
                 source=source, output=str(work / f"corpus-{actors}"), overwrite=True, progress=False,
                 encode=sweettok_encode(bundle, args.batch_size, actors, cpus=1.0 / actors),
                 clips=ClipSpec(policy=args.policy, stride=args.stride), files_per_shard=args.files_per_shard,
+                decode_timeout_s=args.decode_timeout or None,
             )
             card = tokenize_dataset(config, log=lambda line: None)
             assert card.clips == clips, (card.clips, clips)
