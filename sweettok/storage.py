@@ -17,8 +17,12 @@ def is_remote(uri: str) -> bool:
     return "://" in uri and not uri.startswith("file://")
 
 
-def s3_filesystem() -> pafs.S3FileSystem:
-    """An S3 filesystem configured from the environment."""
+def s3_filesystem(pin_keys: bool = False) -> pafs.S3FileSystem:
+    """An S3 filesystem configured from the environment.
+
+    ``pin_keys`` copies the environment's access keys into the filesystem, so a pickled copy works in
+    processes whose environment lacks them (without keys in the environment it changes nothing).
+    """
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     kwargs: dict = {}
     if endpoint:
@@ -28,6 +32,9 @@ def s3_filesystem() -> pafs.S3FileSystem:
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if region:
         kwargs["region"] = region
+    if pin_keys and os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY"):
+        kwargs.update(access_key=os.environ["AWS_ACCESS_KEY_ID"], secret_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+                      session_token=os.environ.get("AWS_SESSION_TOKEN"))
     return pafs.S3FileSystem(**kwargs)
 
 

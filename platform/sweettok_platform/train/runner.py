@@ -123,23 +123,7 @@ def _storage_filesystem(config: TrainJobConfig):
     """
     if not config.storage_path.startswith("s3://"):
         return None
-    if not (os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY")):
-        return storage.s3_filesystem()
-    import pyarrow.fs as pafs
-
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    kwargs = {}
-    if endpoint:
-        from urllib.parse import urlparse
-
-        parsed = urlparse(endpoint)
-        kwargs.update(endpoint_override=parsed.netloc or parsed.path, scheme=parsed.scheme or "https")
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    if region:
-        kwargs["region"] = region
-    return pafs.S3FileSystem(access_key=os.environ["AWS_ACCESS_KEY_ID"],
-                             secret_key=os.environ["AWS_SECRET_ACCESS_KEY"],
-                             session_token=os.environ.get("AWS_SESSION_TOKEN"), **kwargs)
+    return storage.s3_filesystem(pin_keys=True)
 
 
 def run_stage(config: TrainJobConfig, stage: StageConfig, init: str | None) -> ck.StageResult:
