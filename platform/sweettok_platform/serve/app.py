@@ -30,7 +30,7 @@ from sweettok_platform.serve import schemas
 from sweettok_platform.serve.config import ServeConfig
 from sweettok_platform.serve.inputs import Clips, decode_file, decode_npy, fetch_uri, suffix_for
 from sweettok_platform.serve.limits import RequestError, check_ids, read_body
-from sweettok_platform.serve.model import TokenizerModel
+from sweettok_platform.serve.model import TokenizerModel, clips_in
 from sweettok_platform.serve.sandbox import DecoderPool
 
 api = FastAPI(
@@ -79,10 +79,6 @@ async def _validation_error(_: Request, e: RequestValidationError) -> JSONRespon
 @api.exception_handler(HTTPException)
 async def _http_error(_: Request, e: HTTPException) -> JSONResponse:
     return _error(e.status_code, str(e.detail))
-
-
-def _clips_in(items: list[np.ndarray]) -> int:
-    return sum(len(x) for x in items)
 
 
 def _cause(e: BaseException) -> str:
@@ -159,19 +155,19 @@ class Ingress:
             return answers
         return np.split(out, np.cumsum([len(x) for x in items])[:-1])
 
-    @serve.batch(max_batch_size=16, batch_size_fn=_clips_in, max_concurrent_batches=2)
+    @serve.batch(max_batch_size=16, batch_size_fn=clips_in, max_concurrent_batches=2)
     async def _encode_video(self, items: list[np.ndarray]) -> list[np.ndarray | RequestError]:
         return await self._gather("encode", items)
 
-    @serve.batch(max_batch_size=16, batch_size_fn=_clips_in, max_concurrent_batches=2)
+    @serve.batch(max_batch_size=16, batch_size_fn=clips_in, max_concurrent_batches=2)
     async def _encode_image(self, items: list[np.ndarray]) -> list[np.ndarray | RequestError]:
         return await self._gather("encode", items)
 
-    @serve.batch(max_batch_size=16, batch_size_fn=_clips_in, max_concurrent_batches=2)
+    @serve.batch(max_batch_size=16, batch_size_fn=clips_in, max_concurrent_batches=2)
     async def _decode_video(self, items: list[np.ndarray]) -> list[np.ndarray | RequestError]:
         return await self._gather("decode", items)
 
-    @serve.batch(max_batch_size=16, batch_size_fn=_clips_in, max_concurrent_batches=2)
+    @serve.batch(max_batch_size=16, batch_size_fn=clips_in, max_concurrent_batches=2)
     async def _decode_image(self, items: list[np.ndarray]) -> list[np.ndarray | RequestError]:
         return await self._gather("decode", items)
 

@@ -33,7 +33,8 @@ def tokenizer_name(model: SweetTokenizer, config: ServeConfig) -> str:
     return getattr(model, "bundle_hash", None) or f"preset:{model.config.preset}:seed{config.seed}"
 
 
-def _clips_in(items: list[np.ndarray]) -> int:
+def clips_in(items: list[np.ndarray]) -> int:
+    """Batch size of a list of requests, counted in clips (rows), for ``@serve.batch``."""
     return sum(len(x) for x in items)
 
 
@@ -121,18 +122,18 @@ class TokenizerModel:
     async def _batch(self, op: str, items: list[np.ndarray]) -> list[np.ndarray]:
         return await asyncio.to_thread(self._compute, op, items)
 
-    @serve.batch(max_batch_size=16, batch_size_fn=_clips_in)
+    @serve.batch(max_batch_size=16, batch_size_fn=clips_in)
     async def _encode_video(self, items: list[np.ndarray]) -> list[np.ndarray]:
         return await self._batch("encode", items)
 
-    @serve.batch(max_batch_size=16, batch_size_fn=_clips_in)
+    @serve.batch(max_batch_size=16, batch_size_fn=clips_in)
     async def _encode_image(self, items: list[np.ndarray]) -> list[np.ndarray]:
         return await self._batch("encode", items)
 
-    @serve.batch(max_batch_size=16, batch_size_fn=_clips_in)
+    @serve.batch(max_batch_size=16, batch_size_fn=clips_in)
     async def _decode_video(self, items: list[np.ndarray]) -> list[np.ndarray]:
         return await self._batch("decode", items)
 
-    @serve.batch(max_batch_size=16, batch_size_fn=_clips_in)
+    @serve.batch(max_batch_size=16, batch_size_fn=clips_in)
     async def _decode_image(self, items: list[np.ndarray]) -> list[np.ndarray]:
         return await self._batch("decode", items)
