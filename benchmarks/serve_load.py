@@ -18,6 +18,7 @@ import argparse
 import importlib.util
 import io
 import json
+import os
 import socket
 import threading
 import time
@@ -39,9 +40,17 @@ def real_clips(spec, limit: int = 32) -> tuple[list[np.ndarray], list[bytes]]:
 
 def load(url: str, bodies: list[bytes], content_type: str, clients: int, requests_total: int,
          max_seconds: float) -> dict:
-    """Run the clients; returns throughput (requests/s) and latency percentiles (ms)."""
-    import requests
+    """Run the clients; returns throughput (requests/s) and latency percentiles (ms).
 
+    Each client is a thread with one keep-alive ``http.client`` connection: the clients share this
+    machine's cores with the server, so they are kept as cheap as a client can be (``requests`` costs
+    several times more CPU per call).
+    """
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    path = f"{parts.path.rstrip('/')}/v1/encode"
     latencies: list[float] = []
     errors: list[str] = []
     counter = iter(range(requests_total))
@@ -49,18 +58,25 @@ def load(url: str, bodies: list[bytes], content_type: str, clients: int, request
     deadline = time.monotonic() + max_seconds
 
     def client(k: int) -> None:
-        session = requests.Session()
-        while time.monotonic() < deadline:
-            with lock:
-                i = next(counter, None)
-            if i is None:
-                return
-            began = time.perf_counter()
-            r = session.post(f"{url}/v1/encode", data=bodies[(i + k) % len(bodies)],
-                             headers={"Content-Type": content_type}, timeout=120)
-            took = time.perf_counter() - began
-            with lock:
-                (latencies if r.status_code == 200 else errors).append(took if r.status_code == 200 else r.text)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+        try:
+            while time.monotonic() < deadline:
+                with lock:
+                    i = next(counter, None)
+                if i is None:
+                    return
+                began = time.perf_counter()
+                conn.request("POST", path, body=bodies[(i + k) % len(bodies)], headers={"Content-Type": content_type})
+                response = conn.getresponse()
+                text = response.read()
+                took = time.perf_counter() - began
+                with lock:
+                    if response.status == 200:
+                        latencies.append(took)
+                    else:
+                        errors.append(text.decode(errors="replace"))
+        finally:
+            conn.close()
 
     began = time.perf_counter()
     threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
@@ -80,8 +96,6 @@ def load(url: str, bodies: list[bytes], content_type: str, clients: int, request
 
 def serve_processes() -> dict:
     """The proxy and the app's replicas (psutil.Process), plus this client process."""
-    import os
-
     import psutil
 
     found = {"client": psutil.Process(os.getpid())}
@@ -135,6 +149,8 @@ def main() -> None:
     parser.add_argument("--max-batch-size", type=int, default=16)
     parser.add_argument("--batch-wait-s", type=float, default=0.005)
     parser.add_argument("--torch-threads", type=int, default=1)
+    parser.add_argument("--no-serve-tuning", action="store_true",
+                        help="run Ray Serve with its defaults instead of SERVE_TUNING_ENV")
     parser.add_argument("--out", help="also write the results as JSON here")
     args = parser.parse_args()
 
@@ -145,9 +161,12 @@ def main() -> None:
 
     from sweettok_platform.media import ClipSpec
     from sweettok_platform.serve import ServeConfig, start, stop
+    from sweettok_platform.serve.config import SERVE_TUNING_ENV
     from sweettok_platform.serve.model import load_tokenizer
 
     torch.set_num_threads(args.torch_threads)
+    if not args.no_serve_tuning:  # before ray.init: the Serve processes inherit it
+        os.environ.update(SERVE_TUNING_ENV)
     began = time.monotonic()
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     print(f"ray.init: {time.monotonic() - began:.1f} s", flush=True)
@@ -166,7 +185,7 @@ def main() -> None:
                 bodies.append(buf.getvalue())
         else:
             bodies, content_type = videos, "video/mp4"
-        row = {"preset": name, "input": args.input, "clients": args.clients}
+        row = {"preset": name, "input": args.input, "clients": args.clients, "serve_tuning": not args.no_serve_tuning}
         for batching in (False, True):
             config = ServeConfig(preset=name, port=port, batching=batching, max_batch_size=args.max_batch_size,
                                  max_ongoing_requests=max(32, 2 * args.max_batch_size),

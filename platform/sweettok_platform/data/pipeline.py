@@ -1,4 +1,4 @@
-"""Bulk tokenization with Ray Data: list -> decode (CPU tasks) -> encode (actor pool) -> write Parquet.
+"""Bulk tokenization with Ray Data: list -> decode (CPU tasks) -> encode and write Parquet (actor pool).
 
 The unit of work is an input *shard* (``files_per_shard`` consecutive files of the sorted listing). A shard
 travels through the pipeline as one row, so it is decoded, encoded and written together into one file
@@ -97,11 +97,16 @@ def decode_shard(batch: pa.Table, spec: dict[str, Any], timeout_s: float | None)
                      "errors": out["errors"]})
 
 
-# ---- stage 2: encode a shard's clips (actor pool; the model is loaded once per actor) ---------------
+# ---- stage 2: encode a shard's clips and write them (actor pool; one model per actor) --------------
 class ShardEncoder:
-    """Decoded shards -> corpus rows (Arrow IPC bytes per shard); one model per actor, GPU when present."""
+    """Decoded shards -> Parquet files at ``output``; returns each shard's stats. GPU when present.
 
-    def __init__(self, encode: dict[str, Any], tokenizer: str) -> None:
+    The actor writes its shards itself: a shard's token rows are small (a few kB per clip), and a separate
+    writer stage of zero-CPU tasks made Ray start (and, once idle, kill) a worker process per write, which
+    cost more CPU than the writes.
+    """
+
+    def __init__(self, encode: dict[str, Any], tokenizer: str, output: str) -> None:
         import torch
 
         config = EncodeConfig(**encode)
@@ -111,6 +116,7 @@ class ShardEncoder:
         self.model = load_tokenizer(config).to(self.device)
         self.batch_size = config.batch_size
         self.tokenizer = tokenizer
+        self.output = output
 
     def encode_clips(self, clips: list[np.ndarray]) -> tuple[list[list[int]], list[list[int]]]:
         """uint8 clips (t, h, w, c) -> per-clip spatial and temporal ids; clips are batched by shape."""
@@ -134,8 +140,10 @@ class ShardEncoder:
         return spatial, temporal
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        rows_out = []
-        for meta_json, blob in zip(batch["meta"].to_pylist(), batch["frames"].to_pylist()):
+        out = []
+        for shard, files, meta_json, blob, errors_json in zip(
+                batch["shard"].to_pylist(), batch["files"].to_pylist(), batch["meta"].to_pylist(),
+                batch["frames"].to_pylist(), batch["errors"].to_pylist()):
             metas = json.loads(meta_json)
             clips, offset = [], 0
             for m in metas:
@@ -145,30 +153,11 @@ class ShardEncoder:
             spatial, temporal = self.encode_clips(clips)
             rows = [{**{k: v for k, v in m.items() if k != "shape"}, "spatial": s, "temporal": t,
                      "tokenizer": self.tokenizer} for m, s, t in zip(metas, spatial, temporal)]
-            rows_out.append(_to_ipc(pa.Table.from_pylist(rows, schema=ROW_SCHEMA)))
-        return pa.table({"shard": batch["shard"], "files": batch["files"],
-                         "rows": pa.array(rows_out, pa.large_binary()), "errors": batch["errors"]})
-
-
-# ---- stage 3: write a shard (CPU task) ------------------------------------------------------------
-def write_shards(batch: pa.Table, output: str) -> pa.Table:
-    """Encoded shards -> Parquet files; returns each shard's stats."""
-    out = []
-    for shard, files, blob, errors_json in zip(batch["shard"].to_pylist(), batch["files"].to_pylist(),
-                                               batch["rows"].to_pylist(), batch["errors"].to_pylist()):
-        rows = pa.ipc.open_stream(blob).read_all()
-        errors = json.loads(errors_json)
-        stats = ShardStats(shard=shard, files=files, clips=rows.num_rows, errors=len(errors))
-        write_shard(output, stats, rows, errors)
-        out.append(asdict(stats))
-    return pa.Table.from_pylist(out)
-
-
-def _to_ipc(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
+            errors = json.loads(errors_json)
+            stats = ShardStats(shard=shard, files=files, clips=len(rows), errors=len(errors))
+            write_shard(self.output, stats, pa.Table.from_pylist(rows, schema=ROW_SCHEMA), errors)
+            out.append(asdict(stats))
+        return pa.Table.from_pylist(out)
 
 
 def storage_env() -> dict[str, str]:
@@ -233,12 +222,11 @@ def build_dataset(config: TokenizeConfig, shards: dict[int, list[Item]], spec: C
     if gpus is None:
         gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
     resources = {"num_gpus": gpus} if gpus else {"num_cpus": config.encode.num_cpus}
-    ds = ds.map_batches(ShardEncoder, batch_size=1, batch_format="pyarrow",
-                        compute=ray.data.ActorPoolStrategy(size=config.encode.concurrency),
-                        fn_constructor_kwargs={"encode": asdict(config.encode), "tokenizer": info.hash},
-                        **resources, **remote)
-    return ds.map_batches(write_shards, batch_size=1, batch_format="pyarrow", num_cpus=0,  # I/O, tiny
-                          fn_kwargs={"output": config.output}, **remote)
+    return ds.map_batches(ShardEncoder, batch_size=1, batch_format="pyarrow",
+                          compute=ray.data.ActorPoolStrategy(size=config.encode.concurrency),
+                          fn_constructor_kwargs={"encode": asdict(config.encode), "tokenizer": info.hash,
+                                                 "output": config.output},
+                          **resources, **remote)
 
 
 def tokenize_dataset(config: TokenizeConfig, log: Callable[[str], None] = _stderr) -> CorpusCard:

@@ -107,7 +107,7 @@ def ray_dataset(corpus: str, words: bool = False):
     fs, path = storage.resolve(storage.join(corpus, DATA_DIR))
     env = storage_env()  # the S3 settings of this process, for the read tasks
     remote = {"runtime_env": {"env_vars": env}} if env else {}
-    ds = ray.data.read_parquet(path, filesystem=fs, ray_remote_args=remote)
+    ds = ray.data.read_parquet(path, filesystem=fs, **remote)
     if not words:
         return ds
 

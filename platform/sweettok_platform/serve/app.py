@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException
 
 from sweettok_platform.media import ClipSpec, encode_media
 from sweettok_platform.serve import schemas
-from sweettok_platform.serve.config import ServeConfig
+from sweettok_platform.serve.config import SERVE_TUNING_ENV, ServeConfig
 from sweettok_platform.serve.inputs import Clips, decode_file, decode_npy, fetch_uri, suffix_for
 from sweettok_platform.serve.limits import RequestError, check_ids, read_body
 from sweettok_platform.serve.model import TokenizerModel, clips_in
@@ -325,6 +325,8 @@ def start(config: ServeConfig, *, timeout_s: float = 180.0) -> str:
     import requests
 
     if not ray.is_initialized():
+        for name, value in SERVE_TUNING_ENV.items():  # inherited by the Serve processes of this cluster
+            os.environ.setdefault(name, value)
         ray.init(include_dashboard=False, log_to_driver=False)
     if config.bundle and "://" not in config.bundle:  # replicas may run in another directory
         config = dataclasses.replace(config, bundle=os.path.abspath(config.bundle))

@@ -14,6 +14,17 @@ from sweettok_platform.serve.limits import LimitsConfig
 
 APP_IMPORT_PATH = "sweettok_platform.serve.app:build_app"
 
+# Ray Serve's own throughput settings (the parts of RAY_SERVE_THROUGHPUT_OPTIMIZED that need no external
+# load balancer): user code and the handle router on the replica's event loop instead of extra threads,
+# request-path logs buffered. The controller, proxies and replicas read them from their environment, so
+# they belong where the Ray cluster starts (``start`` sets them for the local cluster it starts; the files
+# in ``cluster/`` export them).
+SERVE_TUNING_ENV = {
+    "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
+    "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
+    "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1000",
+}
+
 
 @dataclass(kw_only=True)
 class ServeConfig:
