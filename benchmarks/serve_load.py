@@ -2,8 +2,9 @@
 
 For each preset it starts the endpoint (Ray Serve on a local Ray instance), sends ``--requests`` encode
 requests (bounded by ``--max-seconds``) from ``--clients`` threads, and reports throughput and p50/p99
-latency; then it calls the same model in this process on the same clips with the batch sizes the
-endpoint formed (its mean clips per model call) to give the direct-model ceiling.
+latency, once through Serve's HTTP proxy and once straight to the ingress replica (Ray Serve direct
+ingress, ``ServeConfig.direct_ingress``); then it calls the same model in this process on the same clips
+with the batch sizes the endpoint formed (its mean clips per model call) to give the model's ceiling.
 
     python benchmarks/serve_load.py --presets tiny,small --clients 16 --requests 600 --max-seconds 30
     python benchmarks/serve_load.py --presets paper --clients 4 --requests 24 --max-seconds 60
@@ -149,8 +150,9 @@ def main() -> None:
     parser.add_argument("--max-batch-size", type=int, default=16)
     parser.add_argument("--batch-wait-s", type=float, default=0.005)
     parser.add_argument("--torch-threads", type=int, default=1)
-    parser.add_argument("--no-serve-tuning", action="store_true",
-                        help="run Ray Serve with its defaults instead of SERVE_TUNING_ENV")
+    parser.add_argument("--paths", default="proxy,direct",
+                        help="how clients reach the app: through Serve's HTTP proxy, and/or straight to the ingress "
+                        "replica (Ray Serve direct ingress)")
     parser.add_argument("--out", help="also write the results as JSON here")
     args = parser.parse_args()
 
@@ -160,13 +162,14 @@ def main() -> None:
     from ray import serve
 
     from sweettok_platform.media import ClipSpec
-    from sweettok_platform.serve import ServeConfig, start, stop
-    from sweettok_platform.serve.config import SERVE_TUNING_ENV
+    from sweettok_platform.serve import ServeConfig, ingress_urls, start, stop
+    from sweettok_platform.serve.app import local_ray_env
     from sweettok_platform.serve.model import load_tokenizer
 
     torch.set_num_threads(args.torch_threads)
-    if not args.no_serve_tuning:  # before ray.init: the Serve processes inherit it
-        os.environ.update(SERVE_TUNING_ENV)
+    paths = args.paths.split(",")
+    if "direct" in paths:  # before ray.init: the Serve processes read it from their environment
+        local_ray_env(ServeConfig(direct_ingress=True))
     began = time.monotonic()
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     print(f"ray.init: {time.monotonic() - began:.1f} s", flush=True)
@@ -185,48 +188,53 @@ def main() -> None:
                 bodies.append(buf.getvalue())
         else:
             bodies, content_type = videos, "video/mp4"
-        row = {"preset": name, "input": args.input, "clients": args.clients, "serve_tuning": not args.no_serve_tuning}
+        row = {"preset": name, "input": args.input, "clients": args.clients}
         for batching in (False, True):
             config = ServeConfig(preset=name, port=port, batching=batching, max_batch_size=args.max_batch_size,
                                  max_ongoing_requests=max(32, 2 * args.max_batch_size),
                                  batch_wait_timeout_s=args.batch_wait_s, torch_threads=args.torch_threads,
-                                 decode_workers=2 if args.input == "mp4" else 1, access_log=False)
+                                 decode_workers=2 if args.input == "mp4" else 1, access_log=False,
+                                 direct_ingress="direct" in paths)
             t0 = time.monotonic()
-            url = start(config)
+            proxy_url = start(config)
             startup = time.monotonic() - t0
-            load(url, bodies, content_type, args.clients, min(2 * args.clients, args.requests), 20)  # warm-up
-            before = requests.get(f"{url}/v1/stats", timeout=30).json()
-            procs = serve_processes()
-            cpu_before = cpu_seconds(procs)
-            figures = load(url, bodies, content_type, args.clients, args.requests, args.max_seconds)
-            cpu_after = cpu_seconds(procs)
-            after = requests.get(f"{url}/v1/stats", timeout=30).json()
-            figures["cpu_ms_per_request"] = {
-                k: round(1000 * (cpu_after[k] - cpu_before[k]) / max(figures["requests"], 1), 2) for k in procs
-            }
-            calls = after.get("encode_calls", 0) - before.get("encode_calls", 0)
-            clips_done = after.get("encode_clips", 0) - before.get("encode_clips", 0)
-            figures["mean_batch"] = round(clips_done / max(calls, 1), 2)
-            figures["startup_s"] = round(startup, 1)
-            stop(config)
+            urls = {"proxy": proxy_url, "direct": ingress_urls(config)[0] if "direct" in paths else None}
             key = "batching_on" if batching else "batching_off"
-            row[key] = figures
-            batch = max(1, round(figures["mean_batch"]))
-            rate, cpu_ms = direct(model, clips, batch)
-            row[f"direct_{key}_clips_per_s"] = float(f"{rate:.3g}")
-            # load-independent: the model's own CPU per clip over all CPU the endpoint spent per request
-            figures["cpu_efficiency"] = round(cpu_ms / sum(figures["cpu_ms_per_request"].values()), 2)
-            print(json.dumps({name: {key: figures, "direct_clips_per_s": row[f"direct_{key}_clips_per_s"]}}), flush=True)
-        on, off = row["batching_on"], row["batching_off"]
-        row["speedup_batching"] = round(on["throughput_rps"] / max(off["throughput_rps"], 1e-9), 2)
-        row["endpoint_vs_direct"] = round(on["throughput_rps"] / row["direct_batching_on_clips_per_s"], 2)
+            for path in paths:
+                url = urls[path]
+                load(url, bodies, content_type, args.clients, min(2 * args.clients, args.requests), 20)  # warm-up
+                before = requests.get(f"{url}/v1/stats", timeout=30).json()
+                procs = serve_processes()
+                cpu_before = cpu_seconds(procs)
+                figures = load(url, bodies, content_type, args.clients, args.requests, args.max_seconds)
+                cpu_after = cpu_seconds(procs)
+                after = requests.get(f"{url}/v1/stats", timeout=30).json()
+                figures["cpu_ms_per_request"] = {
+                    k: round(1000 * (cpu_after[k] - cpu_before[k]) / max(figures["requests"], 1), 2) for k in procs
+                }
+                calls = after.get("encode_calls", 0) - before.get("encode_calls", 0)
+                clips_done = after.get("encode_clips", 0) - before.get("encode_clips", 0)
+                figures["mean_batch"] = round(clips_done / max(calls, 1), 2)
+                figures["startup_s"] = round(startup, 1)
+                rate, cpu_ms = direct(model, clips, max(1, round(figures["mean_batch"])))
+                figures["model_in_process_clips_per_s"] = float(f"{rate:.3g}")  # same batches, this process
+                # load-independent: the model's own CPU per clip over all CPU the endpoint spent per request
+                figures["cpu_efficiency"] = round(cpu_ms / sum(figures["cpu_ms_per_request"].values()), 2)
+                row[f"{path}_{key}"] = figures
+                print(json.dumps({name: {f"{path}_{key}": figures}}), flush=True)
+            stop(config)
+        for path in paths:
+            on, off = row[f"{path}_batching_on"], row[f"{path}_batching_off"]
+            row[f"{path}_speedup_batching"] = round(on["throughput_rps"] / max(off["throughput_rps"], 1e-9), 2)
+            row[f"{path}_endpoint_vs_model"] = round(on["throughput_rps"] / on["model_in_process_clips_per_s"], 2)
+            print(f"== {name} via {path}: batching x{row[f'{path}_speedup_batching']} "
+                  f"(off {off['throughput_rps']} req/s p50 {off['p50_ms']} p99 {off['p99_ms']} ms; "
+                  f"on {on['throughput_rps']} req/s p50 {on['p50_ms']} p99 {on['p99_ms']} ms, mean batch "
+                  f"{on['mean_batch']}); endpoint/model in-process at the same batches "
+                  f"{row[f'{path}_endpoint_vs_model']:.0%} ({on['model_in_process_clips_per_s']} clips/s); "
+                  f"CPU efficiency off {off['cpu_efficiency']:.0%}, on {on['cpu_efficiency']:.0%} "
+                  "(model CPU per clip / endpoint CPU per request)", flush=True)
         results.append(row)
-        print(f"== {name}: batching x{row['speedup_batching']} "
-              f"(off {off['throughput_rps']} req/s p50 {off['p50_ms']} p99 {off['p99_ms']} ms; "
-              f"on {on['throughput_rps']} req/s p50 {on['p50_ms']} p99 {on['p99_ms']} ms, mean batch {on['mean_batch']}); "
-              f"endpoint/direct at the same batches {row['endpoint_vs_direct']:.0%} "
-              f"(direct {row['direct_batching_on_clips_per_s']} clips/s); CPU efficiency off {off['cpu_efficiency']:.0%}, "
-              f"on {on['cpu_efficiency']:.0%} (direct model CPU per clip / endpoint CPU per request)", flush=True)
     serve.shutdown()
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2))

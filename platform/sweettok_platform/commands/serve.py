@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, help="HTTP port (default 8000)")
     p.add_argument("--no-batching", dest="batching", action="store_false", default=None,
                    help="one model call per request")
+    p.add_argument("--direct-ingress", action="store_true", default=None,
+                   help="ingress replicas also answer on their own ports, skipping the proxy (printed at start)")
     p.add_argument("--api-key-env", metavar="VAR", help="require header X-API-Key equal to this variable's value")
     p.add_argument("--address", help="Ray cluster to connect to (default: start a local one)")
     add_config_args(p)
@@ -41,7 +43,8 @@ def build_config(args: argparse.Namespace) -> ServeConfig:
     settings = load_settings(args)
     if "applications" in settings:  # a serve deploy file: take the first application's args
         settings = dict(settings["applications"][0].get("args") or {})
-    flags = {k: getattr(args, k) for k in ("bundle", "preset", "seed", "host", "port", "batching", "api_key_env")}
+    flags = {k: getattr(args, k) for k in ("bundle", "preset", "seed", "host", "port", "batching", "api_key_env",
+                                    "direct_ingress")}
     settings.update({k: v for k, v in flags.items() if v is not None})
     if args.bundle:
         settings.pop("preset", None)
@@ -63,15 +66,20 @@ def run(args: argparse.Namespace) -> int:
     import ray
     from ray import serve
 
-    from sweettok_platform.serve.app import start
+    from sweettok_platform.serve.app import ingress_urls, local_ray_env, start
 
     began = time.monotonic()
+    if args.address is None:
+        local_ray_env(config)
     ray.init(address=args.address, include_dashboard=False, log_to_driver=False)
     try:
         url = start(config)
         model = config.bundle or f"preset {config.preset} (seed {config.seed})"
         print(f"sweettok serve: {model} at {url} (docs at {url}/docs), ready in {time.monotonic() - began:.0f} s; "
               "Ctrl-C to stop", flush=True)
+        if config.direct_ingress:
+            print(f"sweettok serve: ingress replicas (direct, no proxy hop): {' '.join(ingress_urls(config))}",
+                  flush=True)
         while True:
             time.sleep(3600)
     finally:

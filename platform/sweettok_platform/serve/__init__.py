@@ -3,11 +3,11 @@
 from sweettok_platform.serve.config import ServeConfig, deploy_config
 from sweettok_platform.serve.limits import LimitsConfig
 
-__all__ = ["LimitsConfig", "ServeConfig", "build_app", "deploy_config", "start", "stop"]
+__all__ = ["LimitsConfig", "ServeConfig", "build_app", "deploy_config", "ingress_urls", "start", "stop"]
 
 
 def __getattr__(name: str):  # the Ray/FastAPI side is imported only when used
-    if name in ("build_app", "start", "stop"):
+    if name in ("build_app", "ingress_urls", "start", "stop"):
         from sweettok_platform.serve import app
 
         return getattr(app, name)

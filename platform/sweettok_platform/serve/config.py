@@ -13,17 +13,11 @@ from typing import Any
 from sweettok_platform.serve.limits import LimitsConfig
 
 APP_IMPORT_PATH = "sweettok_platform.serve.app:build_app"
-
-# Ray Serve's own throughput settings (the parts of RAY_SERVE_THROUGHPUT_OPTIMIZED that need no external
-# load balancer): user code and the handle router on the replica's event loop instead of extra threads,
-# request-path logs buffered. The controller, proxies and replicas read them from their environment, so
-# they belong where the Ray cluster starts (``start`` sets them for the local cluster it starts; the files
-# in ``cluster/`` export them).
-SERVE_TUNING_ENV = {
-    "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
-    "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
-    "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1000",
-}
+# Ray Serve reads its direct-ingress switch from the environment of its processes (controller, proxies,
+# replicas), so it belongs where the Ray cluster starts. The draining period is how long a stopping ingress
+# replica keeps answering so load balancers can take it out first.
+DIRECT_INGRESS_ENV = {"RAY_SERVE_ENABLE_DIRECT_INGRESS": "1"}
+LOCAL_DRAINING_ENV = {"RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "1"}  # no load balancer locally
 
 
 @dataclass(kw_only=True)
@@ -49,6 +43,11 @@ class ServeConfig:
     torch_threads: int = 1
     ingress_cpus: float = 0.5
     decode_workers: int = 1  # sandboxed media-decoding processes per ingress replica
+    # Ray Serve direct ingress: each ingress replica also answers HTTP on a port of its own (30000+; see
+    # ``ingress_urls``), so clients or a load balancer pointed there skip the proxy's extra hops. The proxy
+    # URL keeps working. Takes effect on a Ray cluster started with DIRECT_INGRESS_ENV (``start`` and
+    # ``sweettok serve`` set it on the local cluster they start).
+    direct_ingress: bool = False
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     # authentication: a literal key (tests, demos) or the name of an environment variable holding it
     api_key: str | None = None
