@@ -2,7 +2,8 @@
 
 The loop decodes each file and encodes its clips in batches in one process (torch with its best thread
 count: 1 or all cores). The pipeline
-is ``tokenize_dataset`` on a Ray cluster of ``--cpus`` logical CPUs (decode tasks + encode actors + writer),
+is ``tokenize_dataset`` on a Ray cluster of ``--cpus`` logical CPUs (decode tasks, and encode actors that
+write their shards),
 timed end to end (listing, Ray Data planning, actor start and model load, Parquet writes included), with
 a warm-up run first. Prints per-repeat clips/s, medians and the pipeline/loop ratio, for 1 and 2 actors.
 

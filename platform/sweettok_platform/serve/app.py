@@ -377,13 +377,14 @@ def start(config: ServeConfig, *, timeout_s: float = 180.0) -> str:
     if not _wait_healthy(url, deadline):
         raise TimeoutError(f"the endpoint at {url} did not become healthy within {timeout_s:g} s")
     if config.direct_ingress:
-        while not [u for u in ingress_urls(config) if u != url]:
+        while not (direct := [u for u in ingress_urls(config) if u != url]):
             if time.monotonic() > deadline:
                 raise RuntimeError("direct_ingress is on but Serve publishes no replica port: start the Ray "
                                    f"cluster with {DIRECT_INGRESS_ENV} in its environment")
             time.sleep(0.2)
-        for direct in ingress_urls(config):
-            _wait_healthy(direct, deadline)
+        for replica_url in direct:
+            if not _wait_healthy(replica_url, deadline):
+                raise TimeoutError(f"the ingress replica at {replica_url} did not become healthy within {timeout_s:g} s")
     return url
 
 
