@@ -64,7 +64,7 @@ def load_bundle(uri: str, map_location: str | torch.device = "cpu") -> SweetToke
     config = TokenizerConfig.from_dict(json.loads(storage.read_bytes(storage.join(uri, "config.json"))))
     if config.quantizer.kind == "language":
         config.quantizer.codebook = uri  # the codebook files travel inside the bundle
-    model = SweetTokenizer(config)
+    model = SweetTokenizer(config, weights_follow=True)
     state = load_safetensors(storage.read_bytes(storage.join(uri, "model.safetensors")))
     model.load_state_dict(state, strict=True)
     model.bundle_hash = manifest["hash"]

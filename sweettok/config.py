@@ -49,6 +49,27 @@ class TransformerConfig:
     mlp_ratio: float = 4.0
 
 
+DECODER_LAYOUTS = ("two_step", "interleaved")
+ARCHITECTURES = ("decoupled", "flat")
+
+
+@dataclass(kw_only=True)
+class DecoderConfig(TransformerConfig):
+    """The decoder stack and how it reads the temporal latents.
+
+    ``two_step`` (the paper's Fig. 3): the canvas reads the spatial latents, is expanded to 1 + k frames,
+    then reads each position's temporal latent along time, with no spatial mixing afterwards.
+    ``interleaved`` (the release's ``external_temporal_layer_nums``): the canvas is expanded to 1 + k
+    frames first; temporal cross-attention blocks run after spatial layers, so positions keep mixing.
+    """
+
+    layout: str = "interleaved"
+
+    def __post_init__(self) -> None:
+        if self.layout not in DECODER_LAYOUTS:
+            raise ValueError(f"decoder.layout must be one of {DECODER_LAYOUTS}, got {self.layout!r}")
+
+
 @dataclass(kw_only=True)
 class QuantizerConfig:
     """``kind='learned'`` is the paper's "w/o LLC" baseline; ``kind='language'`` uses a codebook bundle."""
@@ -57,10 +78,22 @@ class QuantizerConfig:
     latent_dim: int = 256
     spatial_size: int = 10481
     temporal_size: int = 11139
-    beta: float = 0.25
+    # eq. 5: codebook_weight * ||sg(z) - q||^2 + beta * ||z - sg(q)||^2. The paper weights both 1; the
+    # release (and this default) puts 1 on the commitment term and 0.25 on the codebook term.
+    beta: float = 1.0
+    codebook_weight: float = 0.25
     l2_normalize: bool = True  # match unit vectors (Euclidean NN on the sphere): keeps every code in play
     codebook: str | None = None  # directory or s3:// URI of a built language codebook
     gcn_hidden: int = 512
+    # "per_branch" (the release): one GCN per branch over edges within the branch; "joint" (one GCN over
+    # the whole word graph, nouns joined to verbs)
+    gcn_graph: str = "per_branch"
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("learned", "language"):
+            raise ValueError(f"quantizer.kind must be 'learned' or 'language', got {self.kind!r}")
+        if self.gcn_graph not in ("per_branch", "joint"):
+            raise ValueError(f"quantizer.gcn_graph must be 'per_branch' or 'joint', got {self.gcn_graph!r}")
 
 
 @dataclass(kw_only=True)
@@ -79,12 +112,19 @@ class TokenizerConfig:
     """A whole SweetTokenizer: what ``config.json`` in a bundle holds."""
 
     preset: str = "paper"
+    # "decoupled": the paper's spatial + temporal CQAEs; "flat": Table 4's baseline, one 1-D query
+    # autoencoder over all patches with the same number of tokens
+    architecture: str = "decoupled"
     patch: PatchConfig = field(default_factory=PatchConfig)
     encoder: TransformerConfig = field(default_factory=TransformerConfig)
-    decoder: TransformerConfig = field(default_factory=TransformerConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
     spatial_queries: int = 256
     quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
 
     @property
     def temporal_queries(self) -> int:
@@ -138,17 +178,28 @@ def merge_dicts(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def paper() -> TokenizerConfig:
-    """The paper's configuration (§4.1, §6.1): 17x256x256, 256 + 1024 tokens."""
-    return TokenizerConfig(preset="paper")
+    """The paper's model (§4.1, §6.1): 17x256x256, 256 + 1024 tokens, the language codebook and the
+    OmniTokenizer teacher. Building it needs ``quantizer.codebook`` and ``teacher.checkpoint``; the
+    "w/o LLC" ablation with the project's own VQ teacher is the explicit override
+    ``{"quantizer": {"kind": "learned"}, "teacher": {"kind": "vq"}}`` (``PAPER_ABLATION``)."""
+    return TokenizerConfig(
+        preset="paper",
+        quantizer=QuantizerConfig(kind="language"),
+        teacher=TeacherConfig(kind="omnitokenizer"),
+    )
+
+
+# the paper's geometry with a learned codebook and the project's VQ teacher: buildable with no weights
+PAPER_ABLATION: dict[str, Any] = {"quantizer": {"kind": "learned"}, "teacher": {"kind": "vq"}}
 
 
 def small() -> TokenizerConfig:
-    """A CPU-trainable model on 9x64x64 clips: 64 + 64 tokens."""
+    """A CPU-trainable model on 9x64x64 clips: 32 spatial + 64 temporal tokens."""
     return TokenizerConfig(
         preset="small",
         patch=PatchConfig(frames=9, height=64, width=64),
         encoder=TransformerConfig(width=128, heads=4, spatial_layers=2, temporal_layers=2),
-        decoder=TransformerConfig(width=128, heads=4, spatial_layers=2, temporal_layers=2),
+        decoder=DecoderConfig(width=128, heads=4, spatial_layers=2, temporal_layers=2),
         spatial_queries=32,
         quantizer=QuantizerConfig(latent_dim=32, spatial_size=1024, temporal_size=1024, gcn_hidden=128),
         teacher=TeacherConfig(codebook_size=512, code_dim=8, hidden=48),
@@ -161,7 +212,7 @@ def tiny() -> TokenizerConfig:
         preset="tiny",
         patch=PatchConfig(frames=5, height=32, width=32),
         encoder=TransformerConfig(width=64, heads=4, spatial_layers=2, temporal_layers=1),
-        decoder=TransformerConfig(width=64, heads=4, spatial_layers=2, temporal_layers=1),
+        decoder=DecoderConfig(width=64, heads=4, spatial_layers=2, temporal_layers=1),
         spatial_queries=8,
         quantizer=QuantizerConfig(latent_dim=16, spatial_size=256, temporal_size=256, gcn_hidden=64),
         teacher=TeacherConfig(codebook_size=128, code_dim=8, hidden=32),

@@ -14,8 +14,9 @@ import torch
 from torch import Tensor, nn
 
 from sweettok.config import TokenizerConfig
-from sweettok.decoder import CodeHead, Decoder
+from sweettok.decoder import CodeHead, build_decoder
 from sweettok.encoder import Encoder
+from sweettok.flat import FlatDecoder, FlatEncoder
 from sweettok.patchify import ClipError, to_bcthw
 from sweettok.quantizer import Quantizer, build_quantizer
 from sweettok.teacher import Teacher, build_teacher
@@ -42,14 +43,26 @@ class TokenizerOutput:
 
 class SweetTokenizer(nn.Module):
     def __init__(
-        self, config: TokenizerConfig, quantizer: Quantizer | None = None, teacher: Teacher | None = None
+        self, config: TokenizerConfig, quantizer: Quantizer | None = None, teacher: Teacher | None = None,
+        *, weights_follow: bool = False,
     ) -> None:
+        """``weights_follow``: the caller loads a full state dict next (a bundle or checkpoint), so a
+        pretrained teacher may be built without its checkpoint."""
         super().__init__()
+        t = config.teacher
+        if t.kind == "omnitokenizer" and t.checkpoint is None and teacher is None and not weights_follow:
+            raise ValueError(
+                "teacher.kind 'omnitokenizer' needs teacher.checkpoint (the OmniTokenizer release checkpoint); "
+                "for the ablation with this project's VQ teacher set teacher.kind='vq' (see PAPER_ABLATION)"
+            )
         self.config = config
         q = config.quantizer
-        self.encoder = Encoder(config.patch, config.encoder, config.spatial_queries, q.latent_dim)
+        flat = config.architecture == "flat"
+        encoder = FlatEncoder if flat else Encoder
+        self.encoder = encoder(config.patch, config.encoder, config.spatial_queries, q.latent_dim)
         self.quantizer = quantizer if quantizer is not None else build_quantizer(q)
-        self.decoder = Decoder(config.patch, config.decoder, config.spatial_queries, q.latent_dim)
+        args = (config.patch, config.decoder, config.spatial_queries, q.latent_dim)
+        self.decoder = FlatDecoder(*args) if flat else build_decoder(*args)
         self.head = CodeHead(config.decoder.width, config.teacher.codebook_size)
         self.teacher = teacher if teacher is not None else build_teacher(config.patch, config.teacher)
         self.teacher.requires_grad_(False)

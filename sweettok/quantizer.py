@@ -36,11 +36,12 @@ def nearest(z: Tensor, codes: Tensor) -> Tensor:
     return dist.argmin(-1).view(z.shape[:-1])
 
 
-def quantize_with(z: Tensor, codes: Tensor, beta: float) -> Quantized:
-    """Nearest-neighbour quantization against ``codes`` with the commitment loss of eq. 5."""
+def quantize_with(z: Tensor, codes: Tensor, beta: float, codebook_weight: float = 1.0) -> Quantized:
+    """Nearest-neighbour quantization against ``codes`` with the loss of eq. 5:
+    ``codebook_weight * ||sg(z) - q||^2 + beta * ||z - sg(q)||^2`` (codebook term, commitment term)."""
     ids = nearest(z.detach(), codes)
     q = F.embedding(ids, codes).to(z.dtype)
-    loss = F.mse_loss(q, z.detach()) + beta * F.mse_loss(z, q.detach())
+    loss = codebook_weight * F.mse_loss(q, z.detach()) + beta * F.mse_loss(z, q.detach())
     z_q = z + (q - z).detach() if z.requires_grad else q  # straight-through only when training
     return Quantized(z_q=z_q, ids=ids, loss=loss)
 
@@ -65,7 +66,7 @@ class Quantizer(nn.Module):
     def quantize(self, z: Tensor, branch: Branch) -> Quantized:
         if self.config.l2_normalize:
             z = F.normalize(z, dim=-1)
-        return quantize_with(z, self.lookup_codes(branch), self.config.beta)
+        return quantize_with(z, self.lookup_codes(branch), self.config.beta, self.config.codebook_weight)
 
     def embed(self, ids: Tensor, branch: Branch) -> Tensor:
         """ids (b, n) -> latents (b, n, latent_dim)."""

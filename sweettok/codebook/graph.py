@@ -77,3 +77,12 @@ def normalized_adjacency(edges: Tensor, weights: Tensor, n: int) -> tuple[Tensor
     degree = torch.zeros(n).index_add_(0, idx[0], val)
     inv = degree.rsqrt()
     return idx, val * inv[idx[0]] * inv[idx[1]]
+
+
+def subgraph(edges: Tensor, weights: Tensor, keep: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    """The edges among the entries ``keep`` (k,), renumbered 0..k-1 in ``keep``'s order: (E', 2), (E',)."""
+    local = torch.full((n,), -1, dtype=torch.int64)
+    local[keep] = torch.arange(keep.numel())
+    pairs = local[edges]  # (E, 2)
+    inside = (pairs >= 0).all(dim=1)
+    return pairs[inside], weights[inside]

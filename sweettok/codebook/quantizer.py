@@ -1,7 +1,9 @@
 """The language quantizer: frozen LLM word embeddings, projected by a GCN, one codebook per branch.
 
 Spatial ids index the codebook's nouns and adjectives, temporal ids its verbs and adverbs (paper eq. 3-4),
-each branch searching only its own word subset. The frozen embeddings and the graph are non-persistent
+each branch searching only its own word subset. ``gcn_graph='per_branch'`` (the release, default) gives
+each branch its own projector over the edges among that branch's words; ``'joint'`` runs one projector
+over the whole graph (nouns joined to verbs). The frozen embeddings and the graph are non-persistent
 buffers (they travel in ``codebook.safetensors``, not in the model's state dict); the GCN weights are
 trained. In eval mode the projected codebook is computed once and cached until the weights, device or
 dtype change; in train mode it is recomputed so gradients reach the GCN.
@@ -17,7 +19,7 @@ from torch import Tensor
 
 from sweettok.codebook.files import Codebook, read_codebook
 from sweettok.codebook.gcn import GCNConfig, GCNProjector
-from sweettok.codebook.graph import normalized_adjacency
+from sweettok.codebook.graph import normalized_adjacency, subgraph
 from sweettok.config import QuantizerConfig, TokenizerConfig
 from sweettok.quantizer import BRANCHES, Branch, Quantizer
 
@@ -40,40 +42,54 @@ class LanguageQuantizer(Quantizer):
         self.codebook = codebook
         self._words = {b: codebook.words(b) for b in BRANCHES}
         n = codebook.embeddings.shape[0]
-        adj_index, adj_value = normalized_adjacency(codebook.edges, codebook.edge_weight, n)
-        self.register_buffer("embeddings", codebook.embeddings, persistent=False)  # (V, D) frozen
-        self.register_buffer("adj_index", adj_index, persistent=False)  # (2, nnz)
-        self.register_buffer("adj_value", adj_value, persistent=False)  # (nnz,)
         self.register_buffer("spatial_index", codebook.index["spatial"].clone(), persistent=False)
         self.register_buffer("temporal_index", codebook.index["temporal"].clone(), persistent=False)
-        self.projector = GCNProjector(
-            GCNConfig(in_dim=codebook.embeddings.shape[1], out_dim=config.latent_dim, hidden=config.gcn_hidden)
-        )
+        gcn = GCNConfig(in_dim=codebook.embeddings.shape[1], out_dim=config.latent_dim, hidden=config.gcn_hidden)
+        self.per_branch = config.gcn_graph == "per_branch"
+        graphs = {branch: codebook.index[branch] for branch in BRANCHES} if self.per_branch else {"joint": None}
+        self.projectors = torch.nn.ModuleDict()
+        for name, keep in graphs.items():
+            if keep is None:  # the whole graph, rows in entry order
+                embeddings, (edges, weight), size = codebook.embeddings, (codebook.edges, codebook.edge_weight), n
+            else:  # the branch's words, rows in token-id order
+                embeddings, size = codebook.embeddings[keep], keep.numel()
+                edges, weight = subgraph(codebook.edges, codebook.edge_weight, keep, n)
+            adj_index, adj_value = normalized_adjacency(edges, weight, size)
+            self.register_buffer(f"{name}_embeddings", embeddings.clone(), persistent=False)  # (V_b, D) frozen
+            self.register_buffer(f"{name}_adj_index", adj_index, persistent=False)  # (2, nnz)
+            self.register_buffer(f"{name}_adj_value", adj_value, persistent=False)  # (nnz,)
+            self.projectors[name] = GCNProjector(gcn)
         self._cache: tuple[tuple, dict[str, Tensor]] | None = None
 
     # ---- codebook --------------------------------------------------------------------------------
     def size(self, branch: Branch) -> int:
         return len(self._words[branch])
 
-    def project(self) -> Tensor:
-        """All words in latent space, (V, latent_dim): P(c) for every codebook entry."""
-        return self.projector(self.embeddings, self.adj_index, self.adj_value)
+    def _project(self, name: str) -> Tensor:
+        """P(c) for the words of one graph (a branch, or ``joint``: every entry), (V_name, latent_dim)."""
+        return self.projectors[name](
+            getattr(self, f"{name}_embeddings"), getattr(self, f"{name}_adj_index"), getattr(self, f"{name}_adj_value")
+        )
+
+    def _branch_codes(self, branch: Branch) -> Tensor:
+        if self.per_branch:
+            return self._project(branch)
+        index = self.spatial_index if branch == "spatial" else self.temporal_index
+        return self._project("joint")[index]
 
     def _cache_key(self) -> tuple:
-        params = tuple((id(p), p._version, p.dtype) for p in self.projector.parameters())
-        return (params, self.embeddings.device, self.embeddings.data_ptr())
+        params = tuple((id(p), p._version, p.dtype) for p in self.projectors.parameters())
+        return (params, self.spatial_index.device)
 
     def codes(self, branch: Branch) -> Tensor:
-        """The branch's projected codebook (L, latent_dim); cached while in eval mode."""
-        index = self.spatial_index if branch == "spatial" else self.temporal_index
+        """The branch's projected codebook (L, latent_dim) in token-id order; cached while in eval mode."""
         if self.training:
             self._cache = None
-            return self.project()[index]
+            return self._branch_codes(branch)
         key = self._cache_key()
         if self._cache is None or self._cache[0] != key:
             with torch.inference_mode(False), torch.no_grad():
-                projected = self.project()
-                self._cache = (key, {"spatial": projected[self.spatial_index], "temporal": projected[self.temporal_index]})
+                self._cache = (key, {b: self._branch_codes(b) for b in BRANCHES})
         return self._cache[1][branch]
 
     def train(self, mode: bool = True) -> "LanguageQuantizer":

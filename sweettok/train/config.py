@@ -27,6 +27,7 @@ class LossWeights:
     lpips: float = 0.0  # perceptual loss (stages 0 and 3)
     gan: float = 0.0  # generator adversarial term (stage 3, after disc_start)
     entropy: float = 0.0  # stage 0: code-usage entropy regulariser on the teacher's soft code assignments
+    lecam: float = 0.0  # stage 3: LeCam regulariser on the discriminator (release: 0.001)
 
 
 @dataclass(kw_only=True)
@@ -52,6 +53,9 @@ class StageConfig:
     gan_loss: str = "hinge"  # "hinge" | "non_saturating"
     lpips_frames: int = 1  # frames per clip (picked at random) that LPIPS sees; 0 = all (OmniTokenizer: 1)
     finetune_teacher_decoder: bool = False  # stage 3: also train the teacher's pixel decoder (paper: yes)
+    # stage 3: keep the tokens fixed (queries, encoder, quantizers and codebook projector frozen) and train
+    # the decoder side only, as the release's ``finetune_decoder`` stage; False trains everything (tokens drift)
+    freeze_tokenizer: bool = True
     loss: LossWeights = field(default_factory=LossWeights)
     checkpoint_every: int = 1000
     data: str = "videos"  # "images" (stage 1: first frames) | "videos"
@@ -101,6 +105,9 @@ def lr_at(step: int, cfg: StageConfig, peak: float | None = None) -> float:
 def paper_stages() -> list[StageConfig]:
     """Table 9 (tokenizer columns) and §4.1 (min lr 1e-5, 10K warm-up); stage 0 is this project's.
 
+    Stage 3 follows the release (``finetune_decoder``, ``ReconstructionLoss_Stage2``): tokens frozen, VQ
+    weight 0, reconstruction 1.0, perceptual 0.1, GAN 0.01 from ``disc_start``, LeCam 0.001.
+
     Where the two disagree (§4.1: 300K/300K/500K steps, batch 32/8/4) Table 9 is used:
     1000K/500K/500K steps, batch 32/8/12 per GPU. Stage 0 is not in the paper (it used OmniTokenizer);
     its numbers are a VQGAN-like recipe for training the small teacher from scratch.
@@ -125,7 +132,7 @@ def paper_stages() -> list[StageConfig]:
             name="stage3", steps=500_000, batch_size=12, lr=1e-4, min_lr=1e-5, warmup_steps=10_000,
             weight_decay=1e-4, betas=(0.9, 0.999), eps=1e-8, precision="bf16", checkpoint_every=10_000,
             disc_start=20_000, disc_lr=1e-4, finetune_teacher_decoder=True,
-            loss=LossWeights(ce=0.0, vq=1.0, mse=1.0, lpips=1.0, gan=0.1),
+            loss=LossWeights(ce=0.0, vq=0.0, mse=1.0, lpips=0.1, gan=0.01, lecam=0.001),
         ),
     ]
 
@@ -146,16 +153,39 @@ def tiny_stages() -> list[StageConfig]:
         StageConfig(
             name="stage3", steps=30, lr=3e-4, disc_start=20, disc_lr=3e-4, disc_width=16, disc_layers=2,
             finetune_teacher_decoder=True,
-            loss=LossWeights(ce=0.0, vq=1.0, mse=1.0, lpips=0.1, gan=0.01), **common,
+            loss=LossWeights(ce=0.0, vq=0.0, mse=1.0, lpips=0.1, gan=0.01, lecam=0.001), **common,
         ),
     ]
 
 
-STAGE_PRESETS = {"paper": paper_stages, "tiny": tiny_stages}
+def small_stages() -> list[StageConfig]:
+    """The CPU quality study's recipe for the ``small`` preset (benchmarks/quality_study.py): about ten
+    minutes for the whole curriculum on 2 cores with 2 workers of batch 4.
+
+    Stage 3 follows the release (tokens frozen, VQ weight 0, GAN 0.01 from half-way, LeCam 0.001) with
+    the perceptual weight at 0: no VGG16 weights can be had on the CPU machine, and a random trunk is no
+    perceptual loss. Give ``lpips_vgg_weights`` and ``stage_overrides.stage3.loss.lpips=0.1`` where they exist.
+    """
+    common: dict[str, Any] = dict(batch_size=4, warmup_steps=20, weight_decay=1e-4, checkpoint_every=200)
+    return [
+        StageConfig(name="stage0", steps=600, lr=3e-3, min_lr=3e-4,
+                    loss=LossWeights(ce=0.0, vq=1.0, mse=1.0, entropy=0.1), **{**common, "weight_decay": 0.0}),
+        StageConfig(name="stage1", steps=300, lr=5e-4, min_lr=5e-5, data="images",
+                    loss=LossWeights(ce=1.0, vq=1.0, mse=0.0), **common),
+        StageConfig(name="stage2", steps=600, lr=5e-4, min_lr=5e-5, loss=LossWeights(ce=1.0, vq=1.0, mse=0.0), **common),
+        StageConfig(
+            name="stage3", steps=400, lr=3e-4, min_lr=3e-5, disc_start=200, disc_lr=3e-4, disc_width=16,
+            disc_layers=2, finetune_teacher_decoder=True,
+            loss=LossWeights(ce=0.0, vq=0.0, mse=1.0, lpips=0.0, gan=0.01, lecam=0.001), **common,
+        ),
+    ]
+
+
+STAGE_PRESETS = {"paper": paper_stages, "small": small_stages, "tiny": tiny_stages}
 
 
 def stage_presets(name: str) -> list[StageConfig]:
-    """The named list of four stage configs (``paper`` or ``tiny``)."""
+    """The named list of four stage configs (``paper``, ``small`` or ``tiny``)."""
     if name not in STAGE_PRESETS:
         raise ValueError(f"unknown stage preset {name!r}; choose one of {sorted(STAGE_PRESETS)}")
     return STAGE_PRESETS[name]()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -30,9 +31,20 @@ class PatchDiscriminator(nn.Module):
             ]
         blocks.append(nn.Conv3d(w, 1, 3, 1, 1))
         self.net = nn.Sequential(*blocks)
+        # running means of the real and fake logits for the LeCam regulariser (saved with the weights)
+        self.register_buffer("lecam_ema", torch.zeros(2))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
+
+    def lecam(self, real_logits: Tensor, fake_logits: Tensor, decay: float = 0.999) -> Tensor:
+        """LeCam regulariser (Tseng et al. 2021): ||relu(D(real) - ema_fake)||^2 + ||relu(ema_real - D(fake))||^2;
+        updates the running means (as the release's ``lecam_ema``)."""
+        ema_real, ema_fake = self.lecam_ema[0], self.lecam_ema[1]
+        reg = F.relu(real_logits - ema_fake).pow(2).mean() + F.relu(ema_real - fake_logits).pow(2).mean()
+        with torch.no_grad():
+            self.lecam_ema.mul_(decay).add_((1 - decay) * torch.stack([real_logits.mean(), fake_logits.mean()]).float())
+        return reg
 
 
 def d_loss(real_logits: Tensor, fake_logits: Tensor, kind: str) -> Tensor:

@@ -46,13 +46,20 @@ def teacher_decoder_parameters(teacher: nn.Module) -> list[nn.Parameter]:
     return list(teacher.pixel_decoder_parameters())
 
 
-def trainable_parameters(model: nn.Module, stage: int, finetune_teacher_decoder: bool = False) -> list[nn.Parameter]:
+# the decoder side: what stage 3 trains when the tokens are frozen (the release's finetune_decoder)
+DECODER_PREFIXES = ("decoder.", "head.")
+
+
+def trainable_parameters(
+    model: nn.Module, stage: int, finetune_teacher_decoder: bool = False, freeze_tokenizer: bool = False
+) -> list[nn.Parameter]:
     """The parameters a stage trains.
 
     stage 0: the teacher only. stage 1: everything outside the teacher except the temporal-only
     parameters (``TEMPORAL_PREFIXES``): every returned parameter gets a gradient from an image batch.
-    stage 2: everything outside the teacher. stage 3: as stage 2, plus the teacher's pixel decoder when
-    ``finetune_teacher_decoder`` (the paper fine-tunes it; its encoder and codebook stay frozen).
+    stage 2: everything outside the teacher. stage 3: as stage 2, or only the decoder and head when
+    ``freeze_tokenizer`` (queries, encoder, quantizers and projector frozen: the tokens stop moving), plus
+    the teacher's pixel decoder when ``finetune_teacher_decoder`` (its encoder and codebook stay frozen).
     """
     model = _unwrap(model)
     if stage == 0:
@@ -65,15 +72,19 @@ def trainable_parameters(model: nn.Module, stage: int, finetune_teacher_decoder:
             continue
         if stage == 1 and name.startswith(TEMPORAL_PREFIXES):
             continue
+        if stage == 3 and freeze_tokenizer and not name.startswith(DECODER_PREFIXES):
+            continue
         params.append(p)
     if stage == 3 and finetune_teacher_decoder:
         params += teacher_decoder_parameters(model.teacher)
     return params
 
 
-def set_trainable(model: nn.Module, stage: int, finetune_teacher_decoder: bool = False) -> list[nn.Parameter]:
+def set_trainable(
+    model: nn.Module, stage: int, finetune_teacher_decoder: bool = False, freeze_tokenizer: bool = False
+) -> list[nn.Parameter]:
     """Freeze every parameter of ``model`` except ``trainable_parameters(...)``, which it returns."""
-    params = trainable_parameters(model, stage, finetune_teacher_decoder)
+    params = trainable_parameters(model, stage, finetune_teacher_decoder, freeze_tokenizer)
     keep = {id(p) for p in params}
     for p in _unwrap(model).parameters():
         p.requires_grad_(id(p) in keep)
@@ -224,7 +235,13 @@ class CurriculumObjective(nn.Module):
         real_logits = self._disc_logits(real)
         fake_logits = self._disc_logits(fake.detach())
         loss = d_loss(real_logits, fake_logits, cfg.gan_loss)
+        extra = {}
+        if cfg.loss.lecam > 0:
+            reg = self.discriminator.lecam(real_logits, fake_logits)
+            loss = loss + cfg.loss.lecam * reg
+            extra["lecam"] = float(reg.detach())
         return loss, {
+            **extra,
             "disc_loss": float(loss.detach()),
             "logits_real": float(real_logits.detach().mean()),
             "logits_fake": float(fake_logits.detach().mean()),

@@ -21,8 +21,26 @@ from sweettok.train.objectives import CurriculumObjective, set_trainable
 _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def adamw(params: list[nn.Parameter], cfg: StageConfig, lr: float) -> torch.optim.AdamW:
-    """AdamW with the stage's betas, eps and weight decay."""
+# no weight decay on these (with biases and norm weights, i.e. every parameter of fewer than 2 dims), as the
+# release's create_optimizer: learned queries, the decoder's mask-token canvas and position embeddings
+NO_DECAY_NAMES = ("queries", "canvas", "pos_")
+
+
+def param_groups(model: nn.Module, params: list[nn.Parameter], weight_decay: float) -> list[dict[str, Any]]:
+    """``params`` split into an AdamW group with ``weight_decay`` and one without (``NO_DECAY_NAMES``,
+    biases, norms); parameters outside ``model`` (a teacher decoder passed separately) follow the same rule."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    decay, no_decay = [], []
+    for p in params:
+        name = names.get(id(p), "").rsplit(".", 1)[-1]
+        skip = p.ndim < 2 or any(name.startswith(k) or k in name for k in NO_DECAY_NAMES)
+        (no_decay if skip else decay).append(p)
+    return [g for g in ({"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0})
+            if g["params"]]
+
+
+def adamw(params: list[nn.Parameter] | list[dict[str, Any]], cfg: StageConfig, lr: float) -> torch.optim.AdamW:
+    """AdamW with the stage's betas, eps and weight decay (per-group decay where ``params`` are groups)."""
     return torch.optim.AdamW(params, lr=lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
 
 
@@ -31,8 +49,8 @@ class Trainer:
 
     def __init__(self, model: nn.Module, objective: CurriculumObjective, stage: StageConfig) -> None:
         self.model, self.objective, self.cfg = model, objective, stage
-        self.params = set_trainable(model, stage.index, stage.finetune_teacher_decoder)
-        self.optimizer = adamw(self.params, stage, lr_at(0, stage))
+        self.params = set_trainable(model, stage.index, stage.finetune_teacher_decoder, stage.freeze_tokenizer)
+        self.optimizer = adamw(param_groups(model, self.params, stage.weight_decay), stage, lr_at(0, stage))
         self.disc_optimizer = (
             adamw(list(objective.discriminator.parameters()), stage, lr_at(0, stage, stage.disc_lr))
             if stage.index == 3 else None

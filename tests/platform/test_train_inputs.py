@@ -158,3 +158,66 @@ def test_latest_committed_skips_incomplete_checkpoints(tmp_path):
     found = ck.latest_committed(stage_uri, 2)
     assert found == str(tmp_path / "run-stage1" / "step_00000008") and ck.checkpoint_step(found) == 8
     assert ck.checkpoint_step(ck.latest_committed(stage_uri, 1)) == 12
+
+
+def test_perceptual_loss_without_trunk_weights_fails_before_workers_outside_tiny(tmp_path, real_videos):
+    import yaml
+
+    spec = yaml.safe_load(open("jobs/train-curriculum-paper.yaml"))
+    with pytest.raises(ValueError, match="stage3 has loss.lpips=0.1 but lpips_vgg_weights is not set"):
+        check_job(TrainJobConfig.from_dict(spec))
+    small = job(tmp_path, real_videos, model={"preset": "small"}, stage_preset="small",
+                stage_overrides={"stage3": {"loss": {"lpips": 0.1}}})
+    with pytest.raises(ValueError, match="stage_overrides.stage3.loss.lpips=0"):
+        run_curriculum(small)
+    assert_nothing_started(tmp_path)
+    weights = tmp_path / "vgg16.pth"
+    weights.write_bytes(b"")
+    check_job(job(tmp_path, real_videos, model={"preset": "small"}, stage_preset="small", stages=["stage0"],
+                  lpips_vgg_weights=str(weights), stage_overrides={"stage3": {"loss": {"lpips": 0.1}}}))
+    check_job(job(tmp_path, real_videos, stages=["stage0"]))  # tiny: the demo's random trunk is allowed
+
+
+def test_train_cli_check_reports_a_missing_perceptual_trunk():
+    out = subprocess.run([sys.executable, "-m", "sweettok_platform.cli", "train", "--config",
+                          "jobs/train-curriculum-paper.yaml", "--check"], capture_output=True, text=True)
+    assert out.returncode == 1 and "lpips_vgg_weights is not set" in out.stderr
+
+
+def test_loader_crops_and_flips_are_seeded_per_sample_so_resume_sees_the_same_batches():
+    import numpy as np
+
+    from sweettok_platform.train.data import ShardedClipLoader
+
+    rng = np.random.default_rng(0)
+    clips = [rng.integers(0, 255, (5, 40, 40, 3), dtype=np.uint8) for _ in range(3)]
+    loader = ShardedClipLoader(clips, batch_size=4, seed=7, size=(32, 32), flip=True)
+    batches = [loader.next_batch() for _ in range(3)]
+    assert batches[0].shape == (4, 3, 5, 32, 32)
+    again = ShardedClipLoader(clips, batch_size=4, seed=7, size=(32, 32), flip=True)
+    again.seek(4)
+    assert torch.equal(again.next_batch(), batches[1])
+    # the same clip appears in several batches (3 clips, 12 samples) with different windows
+    windows = {tuple(b[i].flatten()[:16].tolist()) for b in batches for i in range(4)}
+    assert len(windows) > 3
+    flat = ShardedClipLoader(clips, batch_size=3, seed=7)
+    assert flat.next_batch().shape == (3, 3, 5, 40, 40)  # no augmentation: the clips as cached
+
+
+def test_init_prefix_takes_only_the_teacher_from_a_shared_checkpoint():
+    from sweettok import SweetTokenizer, preset
+    from sweettok_platform.train.loop import load_init
+
+    torch.manual_seed(0)
+    teacher_run = SweetTokenizer(preset("tiny"))
+    torch.manual_seed(1)
+    flat = SweetTokenizer(preset("tiny", {"architecture": "flat"}))
+    before = {k: v.clone() for k, v in flat.state_dict().items()}
+    load_init(flat, teacher_run.state_dict(), "teacher.")
+    after = flat.state_dict()
+    assert all(torch.equal(after[k], teacher_run.state_dict()[k]) for k in after if k.startswith("teacher."))
+    assert all(torch.equal(after[k], before[k]) for k in after if not k.startswith("teacher."))
+    with pytest.raises(RuntimeError):
+        load_init(flat, teacher_run.state_dict(), None)  # whole-model init: architectures differ
+    with pytest.raises(ValueError, match="init_prefix 'decoder.'"):
+        load_init(flat, {k: v for k, v in teacher_run.state_dict().items() if k.startswith("teacher.")}, "decoder.")

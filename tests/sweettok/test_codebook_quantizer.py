@@ -49,11 +49,13 @@ def test_language_config_takes_the_sizes_from_the_codebook(codebook_uri):
 
 def test_frozen_embeddings_stay_out_of_the_state_dict(model):
     keys = [k for k in model.state_dict() if k.startswith("quantizer.")]
-    assert keys and all(k.startswith("quantizer.projector.") for k in keys)
-    assert not any(p is model.quantizer.embeddings for p in model.parameters())
-    assert model.quantizer.projector.layers[0].in_features == 384  # MiniLM width
-    assert len(model.quantizer.projector.layers) == 3  # 2 hidden layers + output
-    assert model.quantizer.projector.layers[-1].out_features == model.config.quantizer.latent_dim
+    assert keys and all(k.startswith("quantizer.projectors.") for k in keys)
+    assert not any(p is model.quantizer.spatial_embeddings for p in model.parameters())
+    for branch in ("spatial", "temporal"):  # one projector per branch (the release)
+        projector = model.quantizer.projectors[branch]
+        assert projector.layers[0].in_features == 384  # MiniLM width
+        assert len(projector.layers) == 3  # 2 hidden layers + output
+        assert projector.layers[-1].out_features == model.config.quantizer.latent_dim
 
 
 def test_each_branch_quantizes_to_its_own_words(model, codebook_uri):
@@ -95,26 +97,27 @@ def test_nearest_neighbour_over_the_projected_branch_codes(model):
 def test_projected_codebook_is_cached_in_eval_and_refreshed_when_weights_change(model):
     q = model.quantizer
     calls = []
-    q.projector.register_forward_hook(lambda *a: calls.append(1))
+    for projector in q.projectors.values():  # one GCN per branch
+        projector.register_forward_hook(lambda *a: calls.append(1))
     x = clips()
     first = model.encode(x)
     for _ in range(3):
         assert torch.equal(model.encode(x), first)
         model.ids_to_words(first)
         model.decode_ids(first)
-    assert len(calls) == 1  # one projection for every request since eval()
+    assert len(calls) == 2  # one projection per branch for every request since eval()
     before = q.codes("spatial").clone()
     with torch.no_grad():
-        q.projector.layers[-1].bias.add_(1.0)  # in place, as an optimizer step or load_state_dict does
-    assert not torch.allclose(q.codes("spatial"), before) and len(calls) == 2
+        q.projectors["spatial"].layers[-1].bias.add_(1.0)  # in place, as an optimizer step or load_state_dict does
+    assert not torch.allclose(q.codes("spatial"), before) and len(calls) == 4
     model.train()
-    assert q.codes("spatial").requires_grad and len(calls) == 3
+    assert q.codes("spatial").requires_grad and len(calls) == 5
     q.codes("temporal")
-    assert len(calls) == 4  # train mode recomputes: gradients must reach the GCN
+    assert len(calls) == 6  # train mode recomputes: gradients must reach the GCN
     model.eval()
     q.codes("spatial")
     q.codes("temporal")
-    assert len(calls) == 5
+    assert len(calls) == 8
 
 
 def test_straight_through_and_commitment_loss_train_encoder_and_gcn(model):
@@ -122,7 +125,7 @@ def test_straight_through_and_commitment_loss_train_encoder_and_gcn(model):
     latents = model.quantize(clips())
     (latents.zq_s.sum() + latents.zq_t.sum() + latents.vq_loss).backward()
     assert model.encoder.parameters().__next__().grad is not None
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.quantizer.projector.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.quantizer.projectors.parameters())
 
 
 def test_bundle_carries_the_codebook(model, codebook_uri, tmp_path):
@@ -147,3 +150,28 @@ def test_codebook_stats():
     assert 1 < half["perplexity"] < 2 and half["usage"] == 0.5
     with pytest.raises(ValueError, match="out of range"):
         codebook_stats(torch.tensor([0, 4]), 4)
+
+
+def test_each_branch_has_its_own_projector_over_edges_within_the_branch(codebook_uri):
+    codebook = read_codebook(codebook_uri)
+    torch.manual_seed(0)
+    per_branch = SweetTokenizer(language_config(preset("tiny"), codebook_uri)).quantizer
+    for branch in ("spatial", "temporal"):  # every edge stays inside its branch's words
+        index = getattr(per_branch, f"{branch}_adj_index")
+        assert int(index.max()) < per_branch.size(branch)
+    spatial = set(codebook.index["spatial"].tolist())
+    crossing = [(int(a), int(b)) for a, b in codebook.edges if (int(a) in spatial) != (int(b) in spatial)]
+    assert crossing, "the test codebook's graph joins nouns to verbs"
+    before = per_branch.codes("spatial").detach().clone()
+    with torch.no_grad():
+        per_branch.temporal_embeddings.add_(torch.randn_like(per_branch.temporal_embeddings))  # move every verb
+    assert torch.equal(per_branch.codes("spatial"), before)  # nouns cannot notice
+
+    joint_cfg = language_config(preset("tiny", {"quantizer": {"gcn_graph": "joint"}}), codebook_uri)
+    joint = SweetTokenizer(joint_cfg).quantizer
+    before = joint.codes("spatial").detach().clone()
+    temporal_entries = codebook.index["temporal"]
+    with torch.no_grad():
+        joint.joint_embeddings[temporal_entries] += torch.randn(len(temporal_entries), joint.joint_embeddings.shape[1])
+    joint.train()  # one graph: verbs reach nouns through the crossing edges
+    assert not torch.allclose(joint.codes("spatial"), before)

@@ -40,7 +40,7 @@ def test_tiny_model_trains_with_the_language_codebook_and_its_ids_are_words(code
     with torch.no_grad():
         targets = model.teacher.encode_codes(to_bcthw(x, model.config.patch))  # (b, t', h', w') proxy codes
     params = [p for p in model.parameters() if p.requires_grad]
-    assert any(p is model.quantizer.projector.layers[0].weight for p in params)
+    assert any(p is model.quantizer.projectors["spatial"].layers[0].weight for p in params)
     optimizer = torch.optim.Adam(params, lr=1e-3, betas=(0.9, 0.99))
     model.train()
     losses = []

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sweettok import ClipError, SweetTokenizer, preset
-from sweettok.config import TokenizerConfig
+from sweettok.config import PAPER_ABLATION, TokenizerConfig
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +22,18 @@ def clip(b: int, t: int, cfg: TokenizerConfig, layout: str = "bthwc") -> torch.T
     return x if layout == "bthwc" else x.permute(0, 4, 1, 2, 3)
 
 
-def test_paper_preset_on_meta_device():
+def test_paper_preset_needs_the_language_codebook_and_the_omnitokenizer_teacher(tmp_path):
     cfg = preset("paper")
+    assert (cfg.quantizer.kind, cfg.teacher.kind) == ("language", "omnitokenizer")
+    with pytest.raises(ValueError, match="needs teacher.checkpoint"):
+        SweetTokenizer(cfg)
+    no_codebook = preset("paper", {"teacher": {"checkpoint": str(tmp_path / "omnitokenizer.ckpt")}})
+    with pytest.raises(ValueError, match="needs quantizer.codebook"):
+        SweetTokenizer(no_codebook)
+
+
+def test_paper_preset_on_meta_device():
+    cfg = preset("paper", PAPER_ABLATION)  # the paper's geometry, buildable with no downloaded weights
     with torch.device("meta"):
         model = SweetTokenizer(cfg)
         x = torch.empty(2, 17, 256, 256, 3)

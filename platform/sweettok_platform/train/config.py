@@ -34,6 +34,14 @@ class DatasetConfig:
     max_clips: int | None = None  # cap on clips (whole dataset, before sharding); None = all
     resize: str = "squash"  # "squash" | "crop"
     cache_dir: str | None = None  # default: <tmp>/sweettok-clip-cache
+    # augmentation: clips are decoded at crop_scale x the model's size and a random window of the model's
+    # size is cut per sample (1.0: no crop); flip: random horizontal flips. Both seeded per sample.
+    crop_scale: float = 1.0
+    flip: bool = False
+
+    def __post_init__(self) -> None:
+        if not 1.0 <= self.crop_scale <= 4.0:
+            raise ValueError(f"dataset.crop_scale must be in [1, 4], got {self.crop_scale}")
 
 
 @dataclass(kw_only=True)
@@ -81,6 +89,9 @@ class TrainJobConfig:
     log_dir: str | None = None  # local dir for metrics.jsonl + loss PNGs; default ./runs/<name>
     seed: int = 0
     init: str | None = None  # checkpoint dir or bundle to start the first listed stage from
+    # take only the weights under this prefix from ``init`` (e.g. "teacher.": a shared stage-0 teacher for
+    # models that differ elsewhere); the rest starts fresh. None: ``init`` must match the whole model.
+    init_prefix: str | None = None
     export: str | None = None  # bundle URI; default <storage_path>/<name>-bundle
     lpips_vgg_weights: str | None = None  # torchvision-format VGG16 state dict for LPIPS
     fault: FaultConfig | None = None

@@ -135,10 +135,14 @@ class ShardedClipLoader:
     because the order is a pure function of (seed, epoch).
     """
 
-    def __init__(self, clips: list[np.ndarray], batch_size: int, seed: int) -> None:
+    def __init__(
+        self, clips: list[np.ndarray], batch_size: int, seed: int,
+        size: tuple[int, int] | None = None, flip: bool = False,
+    ) -> None:
         if not clips:
             raise ValueError("this worker's data shard is empty: add clips or use fewer workers")
         self.clips, self.batch_size, self.seed = clips, batch_size, seed
+        self.size, self.flip = size, flip  # random crop to ``size`` (h, w) and random horizontal flips
         self.position = 0
         self._cached: tuple[int, np.ndarray] = (-1, np.empty(0, dtype=int))
 
@@ -153,14 +157,24 @@ class ShardedClipLoader:
     def seek(self, position: int) -> None:
         self.position = int(position)
 
+    def _augment(self, clip: np.ndarray, k: int) -> np.ndarray:
+        """Sample ``k``'s random crop and flip: a pure function of (seed, k), so a resumed run sees the same."""
+        if self.size is None and not self.flip:
+            return clip
+        rng = np.random.default_rng([self.seed, k, 1])
+        (h, w), (full_h, full_w) = self.size or clip.shape[1:3], clip.shape[1:3]
+        y, x = int(rng.integers(0, full_h - h + 1)), int(rng.integers(0, full_w - w + 1))
+        clip = clip[:, y : y + h, x : x + w]  # (t, h, w, c)
+        return clip[:, :, ::-1] if self.flip and rng.random() < 0.5 else clip
+
     def next_batch(self) -> Tensor:
         n = len(self.clips)
         picks = []
         for k in range(self.position, self.position + self.batch_size):
             epoch, i = divmod(k, n)
-            picks.append(self.clips[int(self._order(epoch)[i])])
+            picks.append(self._augment(self.clips[int(self._order(epoch)[i])], k))
         self.position += self.batch_size
-        batch = torch.from_numpy(np.stack(picks))  # (b, t, h, w, c) uint8
+        batch = torch.from_numpy(np.ascontiguousarray(np.stack(picks)))  # (b, t, h, w, c) uint8
         return batch.permute(0, 4, 1, 2, 3).float() / 255.0 - 0.5  # (b, c, t, h, w)
 
 
@@ -177,6 +191,8 @@ def worker_loader(
     if len(refs) < world:
         kind = "images" if images else f"{frames}-frame clips"
         raise ValueError(f"the dataset yields {len(refs)} {kind}, fewer than the {world} workers")
-    cache = ClipCache(dataset.cache_dir, height, width, dataset.resize)
+    scale = dataset.crop_scale
+    cache = ClipCache(dataset.cache_dir, round(height * scale), round(width * scale), dataset.resize)
     clips = cache.load(refs[rank::world])
-    return ShardedClipLoader(clips, batch_size, seed=seed * 1000 + rank)
+    size = (height, width) if scale != 1.0 else None
+    return ShardedClipLoader(clips, batch_size, seed=seed * 1000 + rank, size=size, flip=dataset.flip)

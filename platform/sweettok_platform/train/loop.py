@@ -26,6 +26,7 @@ class WorkerPlan:
     stage: Any  # sweettok.train.config.StageConfig (resolved, with the job's overrides)
     model_config: dict[str, Any]  # TokenizerConfig.to_dict()
     init_weights: Any = None  # ObjectRef of safetensors bytes (previous stage's EMA weights) or None
+    init_prefix: str | None = None  # load only these keys of init_weights (job.init_prefix), the rest fresh
     live_metrics: str | None = None  # rank 0 mirrors metrics.jsonl here while training (on its node),
     # and appends every executed step, redone ones included, to executed.jsonl beside it
 
@@ -63,6 +64,18 @@ def train_worker(config: dict[str, Any]) -> None:
     StageRunner(plan).run()
 
 
+def load_init(model: Any, state: dict[str, Any], prefix: str | None) -> None:
+    """Load a stage's starting weights: all of them, or only the keys under ``prefix`` (all must be there)."""
+    if prefix is None:
+        model.load_state_dict(state, strict=True)
+        return
+    own = [k for k in model.state_dict() if k.startswith(prefix)]
+    missing = [k for k in own if k not in state]
+    if not own or missing:
+        raise ValueError(f"init_prefix {prefix!r}: the init weights lack {missing[:3] or 'every key'} of this model")
+    model.load_state_dict({k: state[k] for k in own}, strict=False)
+
+
 class StageRunner:
     """One worker's view of a stage: build, restore, step, checkpoint."""
 
@@ -77,6 +90,7 @@ class StageRunner:
         from sweettok.train.ema import EMA
         from sweettok.train.lpips import LPIPSConfig
         from sweettok.train.objectives import CurriculumObjective, set_trainable
+        from sweettok.train.trainer import param_groups
         from sweettok_platform.train.data import worker_loader
 
         self.plan, job, cfg = plan, plan.job, plan.stage
@@ -95,8 +109,9 @@ class StageRunner:
         model_config = TokenizerConfig.from_dict(plan.model_config)
         model = SweetTokenizer(model_config)
         if plan.init_weights is not None:
-            model.load_state_dict(load_safetensors(ray.get(plan.init_weights)), strict=True)
-        params = set_trainable(model, self.index, cfg.finetune_teacher_decoder)
+            load_init(model, load_safetensors(ray.get(plan.init_weights)), plan.init_prefix)
+        params = param_groups(model, set_trainable(model, self.index, cfg.finetune_teacher_decoder,
+                                                   cfg.freeze_tokenizer), cfg.weight_decay)
         self.objective = CurriculumObjective(
             [cfg], lpips=LPIPSConfig(vgg_weights=job.lpips_vgg_weights) if cfg.loss.lpips > 0 else None
         ).to(self.device)

@@ -31,6 +31,7 @@ class StagePlan:
 
     stage: StageConfig
     init: str | None  # weights URI to start from (None: fresh weights; or chained from the previous stage)
+    init_prefix: str | None = None  # only these keys of ``init`` (the job's init_prefix, first stage only)
     done: ck.StageResult | None  # set when this stage already finished (a rerun skips it)
 
 
@@ -58,6 +59,8 @@ def check_job(config: TrainJobConfig) -> list[StagePlan]:
     checkpoint, a stage whose predecessor has not finished.
     """
     model_config = config.model.build()
+    stages = config.stage_configs()
+    check_perceptual_trunk(config, model_config.preset, stages)
     teacher = model_config.teacher
     if teacher.kind != "vq":
         if not teacher.checkpoint:
@@ -72,7 +75,6 @@ def check_job(config: TrainJobConfig) -> list[StagePlan]:
             raise FileNotFoundError(f"language codebook does not exist: {codebook}")
 
     files = resolve_paths(config.dataset.paths)
-    stages = config.stage_configs()
     patch = model_config.patch
     for name in config.stages:
         images = stages[name].data == "images"
@@ -90,10 +92,10 @@ def check_job(config: TrainJobConfig) -> list[StagePlan]:
         done = ck.read_final(config.stage_uri(name))
         if done is not None and done.steps < stages[name].steps:
             done = None  # more steps asked for: resume from the final checkpoint and train on
-        init = None
+        init, prefix = None, None
         if position == 0:
             if config.init:
-                init = init_weights_uri(config.init)
+                init, prefix = init_weights_uri(config.init), config.init_prefix
             elif name != "stage0" and not (name == "stage1" and teacher.kind != "vq"):
                 previous = STAGE_NAMES[STAGE_NAMES.index(name) - 1]
                 result = ck.read_final(config.stage_uri(previous))
@@ -104,8 +106,26 @@ def check_job(config: TrainJobConfig) -> list[StagePlan]:
                         "or set init to a checkpoint or bundle"
                     )
                 init = result.weights if result is not None else None
-        plans.append(StagePlan(stage=stages[name], init=init, done=done))
+        plans.append(StagePlan(stage=stages[name], init=init, done=done, init_prefix=prefix))
     return plans
+
+
+# presets whose jobs may train LPIPS on a randomly initialised VGG trunk (tests and the CPU demo only)
+RANDOM_TRUNK_PRESETS = ("tiny",)
+
+
+def check_perceptual_trunk(config: TrainJobConfig, preset_name: str, stages: dict[str, StageConfig]) -> None:
+    """A stage with a perceptual weight needs real VGG16 trunk weights outside the ``tiny`` preset: a
+    randomly initialised trunk is no perceptual loss, and only a warning in a worker log would say so."""
+    if config.lpips_vgg_weights or preset_name in RANDOM_TRUNK_PRESETS:
+        return
+    for name in config.stages:
+        if stages[name].loss.lpips > 0:
+            raise ValueError(
+                f"{name} has loss.lpips={stages[name].loss.lpips} but lpips_vgg_weights is not set: LPIPS would run "
+                f"on a random VGG16 trunk. Set lpips_vgg_weights to torchvision-format VGG16 weights, or "
+                f"stage_overrides.{name}.loss.lpips=0"
+            )
 
 
 def _video_suffixes() -> tuple[str, ...]:
@@ -126,7 +146,9 @@ def _storage_filesystem(config: TrainJobConfig):
     return storage.s3_filesystem(pin_keys=True)
 
 
-def run_stage(config: TrainJobConfig, stage: StageConfig, init: str | None) -> ck.StageResult:
+def run_stage(
+    config: TrainJobConfig, stage: StageConfig, init: str | None, init_prefix: str | None = None
+) -> ck.StageResult:
     """Run (or resume) one stage as a Ray Train run; returns its final checkpoint."""
     import ray
 
@@ -144,6 +166,7 @@ def run_stage(config: TrainJobConfig, stage: StageConfig, init: str | None) -> c
                 os.remove(os.path.join(log_dir, name))
     init_ref = ray.put(storage.read_bytes(init)) if init else None
     plan = WorkerPlan(job=config, stage=stage, model_config=model_config.to_dict(), init_weights=init_ref,
+                      init_prefix=init_prefix,
                       live_metrics=os.path.join(log_dir, "metrics.jsonl"))
     env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ and config.storage_path.startswith("s3://")}
     if not config.use_gpu:
@@ -200,7 +223,7 @@ def export_bundle(config: TrainJobConfig, result: ck.StageResult) -> str:
     """The final stage's EMA weights -> a tokenizer bundle at ``config.bundle_uri()``; returns the URI."""
     from sweettok import SweetTokenizer, save_bundle
 
-    model = SweetTokenizer(config.model.build())
+    model = SweetTokenizer(config.model.build(), weights_follow=True)
     model.load_state_dict(ck.read_weights(result.weights), strict=True)
     uri = config.bundle_uri()
     digest = save_bundle(model.eval(), uri, extra={"trained": {"job": config.name, "stage": result.stage,
@@ -229,7 +252,7 @@ def run_curriculum(config: TrainJobConfig) -> str:
             result = plan.done
             continue
         init = plan.init or (result.weights if result is not None else None)
-        result = run_stage(config, plan.stage, init)
+        result = run_stage(config, plan.stage, init, plan.init_prefix if plan.init else None)
     assert result is not None
     _log(f"curriculum {config.stages} done in {time.perf_counter() - started:.0f} s")
     if result.stage == "stage3":

