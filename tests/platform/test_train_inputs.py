@@ -164,6 +164,7 @@ def test_perceptual_loss_without_trunk_weights_fails_before_workers_outside_tiny
     import yaml
 
     spec = yaml.safe_load(open("jobs/train-curriculum-paper.yaml"))
+    assert spec.pop("lpips_vgg_weights")  # the paper job names its trunk weights; without them:
     with pytest.raises(ValueError, match="stage3 has loss.lpips=0.1 but lpips_vgg_weights is not set"):
         check_job(TrainJobConfig.from_dict(spec))
     small = job(tmp_path, real_videos, model={"preset": "small"}, stage_preset="small",
@@ -178,9 +179,14 @@ def test_perceptual_loss_without_trunk_weights_fails_before_workers_outside_tiny
     check_job(job(tmp_path, real_videos, stages=["stage0"]))  # tiny: the demo's random trunk is allowed
 
 
-def test_train_cli_check_reports_a_missing_perceptual_trunk():
+def test_train_cli_check_reports_a_missing_perceptual_trunk(tmp_path):
+    import yaml
+
+    spec = yaml.safe_load(open("jobs/train-curriculum-paper.yaml"))
+    spec.pop("lpips_vgg_weights")
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(spec))
     out = subprocess.run([sys.executable, "-m", "sweettok_platform.cli", "train", "--config",
-                          "jobs/train-curriculum-paper.yaml", "--check"], capture_output=True, text=True)
+                          str(tmp_path / "job.yaml"), "--check"], capture_output=True, text=True)
     assert out.returncode == 1 and "lpips_vgg_weights is not set" in out.stderr
 
 
