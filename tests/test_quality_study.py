@@ -1,0 +1,43 @@
+"""A smoke run of the quality study's script (benchmarks/quality_study.py) on the tiny preset: the same code
+path as the study (Ray Train + DeepSpeed runs, a shared teacher, sweettok eval scoring, the report)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_study():
+    spec = importlib.util.spec_from_file_location("quality_study", REPO / "benchmarks" / "quality_study.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_quality_study_smoke_trains_scores_and_reports(tmp_path, ray_cluster):
+    study = load_study()
+    results = tmp_path / "docs" / "results"
+    assert study.main(["--smoke", "--only", "full", "--seeds", "1", "--workdir", str(tmp_path / "work"),
+                       "--results", str(results)]) == 0
+    record = json.loads((results / "runs" / "full-s0.json").read_text())
+    assert record["stages"] == ["stage1", "stage2", "stage3"] and record["bundle"].endswith("full-s0")
+    quality = json.loads((results / "quality.json").read_text())
+    run = quality["runs"][0]
+    assert run["name"] == "full-s0" and run["tokens_per_clip"] == 8 + 16
+    assert 0 < run["psnr"] < 60 and 0 < run["ssim"] <= 1 and len(run["bundle_hash"]) == 64
+    refs = quality["references"]
+    assert refs["teacher"]["tokens_per_clip"] == 2 * 4 * 4 and refs["floor"]["psnr"] > 0
+    page = (results.parent / "results.md").read_text()
+    assert "| full |" in page and "teacher alone" in page
+    assert (results / "heldout_strip.png").stat().st_size > 1000 and (results / "curves.png").stat().st_size > 1000
+    # a rerun finds the recorded run and trains nothing more
+    before = (results / "runs" / "full-s0.json").read_text()
+    assert study.main(["--smoke", "--only", "full", "--seeds", "1", "--workdir", str(tmp_path / "work"),
+                       "--results", str(results), "--report"]) == 0
+    assert (results / "runs" / "full-s0.json").read_text() == before
