@@ -350,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     base = base_job(workdir, train, preset, stage_preset)
     cb = codebook(workdir, words)
     variants = [v for v in VARIANTS if not args.only or v.name in args.only]
+    if args.only:  # run in the order given
+        variants.sort(key=lambda v: args.only.index(v.name))
     teacher = train_teacher(workdir, base, steps)  # a finished teacher is found and skipped on a rerun
     if not args.report:
         for round_ in range(3):  # one seed of every variant before the next seed of any
