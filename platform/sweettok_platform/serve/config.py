@@ -78,6 +78,10 @@ class ServeConfig:
             raise ValueError(f"unknown preset {self.preset!r}; choose paper, small or tiny, or give a bundle")
         if isinstance(self.limits, dict):
             self.limits = LimitsConfig(**self.limits)
+        if self.limits.decoder_memory_bytes < 512 * 2**20:  # the decoders' imports alone take ~250 MB
+            raise ValueError(f"limits.decoder_memory_bytes must be at least 512 MiB, got {self.limits.decoder_memory_bytes}")
+        if self.limits.max_requests < 1 or self.limits.body_timeout_s <= 0:
+            raise ValueError("limits.max_requests must be >= 1 and limits.body_timeout_s > 0")
         if isinstance(self.allowed_uri_prefixes, str):
             raise ValueError("allowed_uri_prefixes must be a list of s3://bucket[/folder] prefixes")
         for prefix in self.allowed_uri_prefixes:
