@@ -77,6 +77,8 @@ def serve_stdio(memory_bytes: int | None = None) -> None:
         shapes = {c.frames.shape for c in clips}
         if len(shapes) > 1:  # images and videos are never mixed within one file
             clips, result.error = [], f"clips of different shapes {sorted(shapes)}"
+        if len(clips) > MAX_CLIPS_PER_FILE:
+            clips, result.error = [], f"too many clips: {len(clips)} (at most {MAX_CLIPS_PER_FILE}; use a larger stride)"
         frames = np.ascontiguousarray(np.stack([c.frames for c in clips]), np.uint8) if clips else None
         header = {"error": result.error,
                   "clips": [{"start": c.start, "window": c.window, "fps": c.fps} for c in clips],

@@ -41,7 +41,7 @@ class RequestError(Exception):
         self.status = status
         self.reason = reason
 
-    def __reduce__(self):  # survives pickling across the decoding sandbox and Ray
+    def __reduce__(self):  # survives pickling across Ray (the decoding sandbox sends JSON, see sandbox.py)
         return (RequestError, (self.status, self.reason))
 
 
