@@ -101,6 +101,30 @@ def test_tokenize_decoder_refuses_by_header_and_caps_memory(huge, real_video):
         capped.close()
 
 
+def test_serve_decoder_memory_cap(huge, real_video):
+    """With the frame limit raised past the file, the worker's memory cap still refuses it (> 2 GB to decode)."""
+    import asyncio
+
+    from sweettok_platform.serve.limits import LimitsConfig, RequestError
+    from sweettok_platform.serve.sandbox import DecoderPool
+
+    spec = ClipSpec(frames=3, height=32, width=32)
+    lax = LimitsConfig(max_frame_pixels=2**30)
+
+    async def scenario() -> None:
+        pool = DecoderPool(1, memory_bytes=2**30)
+        try:
+            with pytest.raises(RequestError) as e:
+                await pool.decode(huge.read_bytes(), ".mp4", spec, lax, timeout=60)
+            assert e.value.status in (413, 422)
+            clips = await pool.decode(real_video.read_bytes(), ".mp4", spec, lax, timeout=60)
+            assert clips.frames.shape == (1, 3, 32, 32, 3)
+        finally:
+            pool.close()
+
+    asyncio.run(scenario())
+
+
 def test_tokenize_job_writes_error_rows_for_oversized_and_reads_narrow_videos(ray_cluster, huge, real_video,
                                                                                tmp_path):
     from sweettok_platform.data.pipeline import TokenizeConfig, tokenize_dataset
