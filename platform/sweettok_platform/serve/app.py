@@ -247,6 +247,8 @@ class Ingress:
     async def _encode(self, request: Request, options: schemas.EncodeOptions) -> Response:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         is_json = content_type == "application/json"
+        raw = not is_json and content_type != "multipart/form-data"
+        suffix = suffix_for(content_type) if raw else ""  # 415 before the body is read
         data = await self._body(request, self.limits.max_json_bytes if is_json else self.limits.max_body_bytes)
         if not data:
             raise RequestError(400, "empty request body: send a video, an image, .npy frames or a JSON {\"uri\"}")
@@ -256,10 +258,8 @@ class Ingress:
             data = await asyncio.to_thread(fetch_uri, body.uri, self.limits.max_body_bytes,
                                            self.config.allowed_uri_prefixes)
             suffix = suffix_for(None, body.uri)
-        elif content_type == "multipart/form-data":
+        elif not raw:
             data, suffix = await self._form_file(request, data)
-        else:
-            suffix = suffix_for(content_type)
         info = await self._model_info()
         clip = info["clip"]
         spec = ClipSpec(frames=clip["frames"], height=clip["height"], width=clip["width"],
