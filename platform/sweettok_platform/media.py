@@ -85,60 +85,118 @@ def is_image(name: str) -> bool:
     return name.lower().endswith(tuple(s.lower() for s in IMAGE_SUFFIXES))
 
 
-def read_image(source: str | bytes, spec: ClipSpec) -> Clip:
-    """An image file (path or bytes) -> a one-frame clip."""
+def read_image(source: str | bytes, spec: ClipSpec, max_pixels: int | None = None) -> Clip:
+    """An image file (path or bytes) -> a one-frame clip; ``max_pixels`` is checked on the header first."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+            check_frame_size(*im.size, max_pixels, " (image header)")
             frame = np.asarray(im.convert("RGB"))
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise MediaError(f"cannot decode image: {e}") from e
     return Clip(frames=resize_frames(frame[None], spec), start=0, window=0, fps=0.0)
 
 
-def read_video(source: str | bytes, spec: ClipSpec, key: str = "") -> list[Clip]:
-    """A video (path or bytes) -> its clips, decoding only the frames the clips need (decord)."""
+def check_frame_size(width: int, height: int, max_pixels: int | None, where: str = "") -> None:
+    """Refuse (MediaError starting "too large") frames of more than ``max_pixels`` pixels."""
+    if max_pixels is not None and width * height > max_pixels:
+        raise MediaError(f"too large: frames of {width}x{height}{where} exceed the limit of {max_pixels} pixels")
+
+
+def read_video(source: str | bytes, spec: ClipSpec, key: str = "", max_pixels: int | None = None) -> list[Clip]:
+    """A video (path or bytes) -> its clips, decoding only the frames the clips need (decord).
+
+    ``max_pixels`` refuses frames larger than that: by the container header before any decoding (see
+    ``probe``), and by the decoded frames (a header can lie, or be missing)."""
     import decord
 
+    from sweettok_platform.probe import frame_size
+
+    if max_pixels is not None and (size := frame_size(source)) is not None:
+        check_frame_size(*size, max_pixels, " (container header)")
     try:
         reader = decord.VideoReader(io.BytesIO(source) if isinstance(source, bytes) else source, num_threads=1)
         num_frames, fps = len(reader), float(reader.get_avg_fps())
     except (decord.DECORDError, RuntimeError, OSError) as e:
         raise MediaError(f"cannot decode video: {str(e).splitlines()[0][:200]}") from e
-    clips = []
-    for window, start in enumerate(clip_starts(num_frames, spec, key)):
+    starts = clip_starts(num_frames, spec, key)
+    batches = []
+    for start in starts:
         try:
             frames = reader.get_batch(list(range(start, start + spec.frames))).asnumpy()
         except (decord.DECORDError, RuntimeError) as e:
-            raise MediaError(f"cannot decode frames {start}..{start + spec.frames - 1}: {str(e)[:200]}") from e
+            if _DECORD_ROW_BUG not in str(e):
+                raise MediaError(f"cannot decode frames {start}..{start + spec.frames - 1}: {str(e)[:200]}") from e
+            frames = None
+        if frames is None or frames.shape[-1] != 3:  # decord's narrow-frame bug: decode these with ffmpeg
+            del reader
+            everything = _ffmpeg_frames(source, starts[-1] + spec.frames)
+            batches = [everything[s : s + spec.frames] for s in starts]
+            break
+        batches.append(frames)
+    clips = []
+    for window, (start, frames) in enumerate(zip(starts, batches)):
+        check_frame_size(frames.shape[2], frames.shape[1], max_pixels)
         clips.append(Clip(frames=resize_frames(frames, spec), start=start, window=window, fps=fps))
     return clips
 
 
-def read_clips(source: str | bytes, spec: ClipSpec, name: str = "") -> list[Clip]:
-    """Any supported file: images become one one-frame clip, videos their clips by policy."""
+# decord sizes rows wrongly when a narrow frame's padded row is a multiple of its width (48x36, 72x36, 16x36:
+# 4 or 6 "channels"; get_batch then fails with this message), so such videos are decoded with ffmpeg instead
+_DECORD_ROW_BUG = "The size must exactly match"
+
+
+def _ffmpeg_frames(source: str | bytes, count: int) -> np.ndarray:
+    """The first ``count`` frames of a video as uint8 (count, h, w, 3), decoded by the ffmpeg executable."""
+    import tempfile
+
+    import imageio_ffmpeg
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = source
+        if isinstance(source, bytes):
+            path = os.path.join(tmp, "video")
+            with open(path, "wb") as f:
+                f.write(source)
+        frames = imageio_ffmpeg.read_frames(path, pix_fmt="rgb24", bits_per_pixel=24)
+        try:
+            width, height = next(frames)["size"]
+            out = [np.frombuffer(f, np.uint8).reshape(height, width, 3) for f, _ in zip(frames, range(count))]
+        except (RuntimeError, OSError, ValueError, KeyError, StopIteration) as e:
+            raise MediaError(f"cannot decode video: {str(e).splitlines()[0][:200] if str(e) else e!r}") from e
+        finally:
+            frames.close()
+    if len(out) < count:
+        raise MediaError(f"cannot decode frames: the video gave {len(out)} frames, {count} needed")
+    return np.stack(out)
+
+
+def read_clips(source: str | bytes, spec: ClipSpec, name: str = "", max_pixels: int | None = None) -> list[Clip]:
+    """Any supported file: images become one one-frame clip, videos their clips by policy.
+
+    ``max_pixels`` refuses (MediaError "too large: ...") frames larger than that, before decoding them."""
     label = name or (source if isinstance(source, str) else "")
     if is_image(label):
-        return [read_image(source, spec)]
+        return [read_image(source, spec, max_pixels)]
     if isinstance(source, str) and not os.path.exists(source):
         raise MediaError(f"no such file: {source}")
-    return read_video(source, spec, key=label)
+    return read_video(source, spec, key=label, max_pixels=max_pixels)
 
 
-def read_clips_uri(uri: str, spec: ClipSpec, name: str = "") -> list[Clip]:
+def read_clips_uri(uri: str, spec: ClipSpec, name: str = "", max_pixels: int | None = None) -> list[Clip]:
     """Like ``read_clips`` for a local path or an ``s3://`` URI (remote files are fetched as bytes first).
 
     ``name`` (default: the uri) decides image vs video by its suffix and seeds the random clip policy."""
     from sweettok import storage
 
     if not storage.is_remote(uri):
-        return read_clips(uri, spec, name=name or uri)
+        return read_clips(uri, spec, name=name or uri, max_pixels=max_pixels)
     try:
         data = storage.read_bytes(uri)
     except FileNotFoundError as e:
         raise MediaError(str(e)) from e
-    return read_clips(data, spec, name=name or uri)
+    return read_clips(data, spec, name=name or uri, max_pixels=max_pixels)
 
 
 def write_media(pixels: np.ndarray, path: str, fps: float = 8.0) -> None:

@@ -1,11 +1,10 @@
-"""Endpoint parts without Ray: config and the serve-deploy YAML, limits, input parsing, the decoding sandbox."""
+"""Endpoint parts without Ray: config and the serve-deploy YAML, limits, input parsing (the decoding sandbox:
+test_sandbox_wire.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import io
-import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,6 @@ from sweettok_platform.media import ClipSpec
 from sweettok_platform.serve import LimitsConfig, ServeConfig, deploy_config
 from sweettok_platform.serve.inputs import decode_file, decode_npy, suffix_for
 from sweettok_platform.serve.limits import RequestError, check_ids, read_body
-from sweettok_platform.serve.sandbox import DecoderPool
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC = ClipSpec(frames=5, height=32, width=32)
@@ -111,21 +109,53 @@ def test_video_frame_count_limit(real_video):
     assert e.value.status == 413
 
 
-def test_sandbox_time_limit_and_crash_leave_the_pool_working(real_video):
-    async def scenario():
-        pool = DecoderPool(1)
-        try:
-            began = time.monotonic()
-            with pytest.raises(RequestError, match="longer than 1 s") as e:
-                await pool.run(time.sleep, 30, timeout=1)  # a decoder stuck on a hostile file
-            assert e.value.status == 422 and time.monotonic() - began < 60
-            with pytest.raises(RequestError, match="crashed") as e:
-                await pool.run(os.abort, timeout=60)  # the worker dies as a crashing decoder would
-            with pytest.raises(RequestError, match="cannot decode video"):
-                await pool.run(decode_file, b"\0" * 2048, ".mp4", SPEC, LimitsConfig(), timeout=60)
-            clips = await pool.run(decode_file, real_video.read_bytes(), ".mp4", SPEC, LimitsConfig(), timeout=60)
-            assert clips.frames.shape == (1, 5, 32, 32, 3)
-        finally:
-            pool.close()
+def test_slow_body_gets_408_and_a_steady_one_is_read():
+    async def trickle(n: int, every: float, size: int = 1):
+        for _ in range(n):
+            await asyncio.sleep(every)
+            yield b"x" * size
 
-    asyncio.run(scenario())
+    with pytest.raises(RequestError, match="too slow") as e:  # 1 byte / 0.2 s never earns time past the grace
+        asyncio.run(read_body(trickle(100, 0.2), None, 10**6, timeout_s=0.5, min_rate=1000))
+    assert e.value.status == 408
+    # 1000 bytes / 0.2 s: each chunk earns 1 s, so it may take longer than the 0.5 s grace
+    assert len(asyncio.run(read_body(trickle(5, 0.2, 1000), None, 10**6, timeout_s=0.5, min_rate=1000))) == 5000
+    with pytest.raises(RequestError) as e:  # the hard cap holds whatever the rate
+        asyncio.run(read_body(trickle(50, 0.05, 10**4), None, 10**7, timeout_s=0.5, min_rate=1000, max_s=1.0))
+    assert e.value.status == 408
+
+
+def test_npy_header_is_checked_before_anything_is_allocated():
+    frames = np.random.default_rng(0).integers(0, 255, (5, 32, 32, 3), dtype=np.uint8)
+    for array in (frames, np.asfortranarray(frames)):
+        buf = io.BytesIO()
+        np.save(buf, array)
+        assert np.array_equal(decode_npy(buf.getvalue(), SPEC, LimitsConfig()).frames[0], frames)
+    buf = io.BytesIO()
+    np.save(buf, frames)
+    data = buf.getvalue()
+    for bad, status, reason in ((data[:-1], 422, "declares"), (data + b"\0", 422, "declares"),
+                                (data.replace(b"(5, 32, 32, 3)", b"(5000, 2160, 4096, 3)"), 422, "declares"),
+                                (data.replace(b"(5, 32, 32, 3)", b"(50000, 1, 1, 3)"), 413, "limit"),
+                                (data.replace(b"'|u1'", b"'<f4'"), 422, "uint8")):
+        with pytest.raises(RequestError, match=reason) as e:
+            decode_npy(bad, SPEC, LimitsConfig())
+        assert e.value.status == status
+
+
+def test_s3_uris_are_parsed_strictly_and_prefixes_checked():
+    from sweettok_platform.serve.uris import fetch_uri, normalise_prefix, parse_s3_uri
+
+    assert parse_s3_uri("s3://team-a/videos/clip.mp4") == ("team-a", "videos/clip.mp4")
+    for bad in ("s3:///etc/passwd", "s3://team-a", "s3://team-a/", "s3://team-a/a/../b.mp4", "s3://x/a.mp4",
+                "file:///etc/passwd", "s3://Team/a.mp4", "s3://team-a/a\nb.mp4", "s3://team-a/a//b.mp4"):
+        with pytest.raises(RequestError) as e:
+            parse_s3_uri(bad)
+        assert e.value.status == 400, bad
+    assert normalise_prefix("s3://team-a") == "s3://team-a/"
+    assert normalise_prefix("s3://team-a/videos/") == "s3://team-a/videos/"
+    with pytest.raises(ValueError, match="allowed_uri_prefixes"):
+        ServeConfig(allowed_uri_prefixes=["team-a/videos"])
+    with pytest.raises(RequestError, match="URI input is off") as e:  # the default: no storage is touched
+        fetch_uri("s3://team-a/videos/clip.mp4", 100, [])
+    assert e.value.status == 403

@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--direct-ingress", action="store_true", default=None,
                    help="ingress replicas also answer on their own ports, skipping the proxy (printed at start)")
     p.add_argument("--api-key-env", metavar="VAR", help="require header X-API-Key equal to this variable's value")
+    p.add_argument("--allow-uri-prefix", dest="allowed_uri_prefixes", action="append", metavar="S3_PREFIX",
+                   help="accept {\"uri\": ...} inputs under this s3://bucket[/folder] (repeatable; default: "
+                        "URI input off)")
     p.add_argument("--address", help="Ray cluster to connect to (default: start a local one)")
     add_config_args(p)
     out = p.add_mutually_exclusive_group()
@@ -44,7 +47,7 @@ def build_config(args: argparse.Namespace) -> ServeConfig:
     if "applications" in settings:  # a serve deploy file: take the first application's args
         settings = dict(settings["applications"][0].get("args") or {})
     flags = {k: getattr(args, k) for k in ("bundle", "preset", "seed", "host", "port", "batching", "api_key_env",
-                                    "direct_ingress")}
+                                    "direct_ingress", "allowed_uri_prefixes")}
     settings.update({k: v for k, v in flags.items() if v is not None})
     if args.bundle:
         settings.pop("preset", None)

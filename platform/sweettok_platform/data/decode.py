@@ -2,20 +2,25 @@
 
 A file that hangs the decoder (or crashes it: decord can segfault on hostile input) must not stop the job.
 ``TimedDecoder`` therefore decodes in a long-lived helper process; a file that runs past the limit gets
-the helper killed (and restarted for the next file) and comes back as an error. With ``timeout_s=None``
-files are decoded in the calling process (no isolation, no copy).
+the helper killed (and restarted for the next file) and comes back as an error. The helper's memory is
+capped (``memory_bytes``) and frames larger than ``max_frame_pixels`` are refused from the container
+header, before decoding. The helper answers with raw uint8 frames whose shape the parent checks; nothing
+from the helper is unpickled (``sweettok_platform.sandboxing``). With ``timeout_s=None`` files are decoded
+in the calling process (no isolation, no memory cap, no copy).
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 import select
-import struct
 import subprocess
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
+
+from sweettok_platform import sandboxing as wire
 from sweettok_platform.data.sources import Item
 from sweettok_platform.media import Clip, ClipSpec, MediaError, read_clips_uri
 
@@ -24,6 +29,7 @@ STARTUP_TIMEOUT_S = 120.0
 # the CPU first, so decoded shards do not pile up while the encoder waits. Work-conserving: an idle encoder
 # leaves the cores to the decoders. (On 2 cores: ~8% more clips/s than at equal priority.)
 HELPER_NICENESS = 5
+MAX_CLIPS_PER_FILE = 4096  # most clips the parent accepts from one file (policy "windows" on a long video)
 
 
 @dataclass
@@ -35,74 +41,100 @@ class Decoded:
     error: str | None = None
 
 
-def decode_file(item: Item, spec: ClipSpec) -> Decoded:
+def decode_file(item: Item, spec: ClipSpec, max_pixels: int | None = None) -> Decoded:
     """Decode one file in this process; decoding problems become ``Decoded.error``."""
     try:
-        return Decoded(item=item, clips=read_clips_uri(item.uri, spec, name=item.key))
+        return Decoded(item=item, clips=read_clips_uri(item.uri, spec, name=item.key, max_pixels=max_pixels))
     except MediaError as e:
         return Decoded(item=item, error=str(e))
     except Exception as e:  # any other failure of a third-party decoder is still this file's problem
         return Decoded(item=item, error=f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
 
 
-def _send(fd: int, obj: object) -> None:
-    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    view = memoryview(struct.pack("<Q", len(data)) + data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _recv(fd: int) -> object:
-    def read(n: int) -> bytes:
-        chunks = []
-        while n:
-            chunk = os.read(fd, min(n, 1 << 20))
-            if not chunk:
-                raise EOFError("decoder pipe closed")
-            chunks.append(chunk)
-            n -= len(chunk)
-        return b"".join(chunks)
-
-    (size,) = struct.unpack("<Q", read(8))
-    return pickle.loads(read(size))
-
-
-def serve_stdio() -> None:
+def serve_stdio(memory_bytes: int | None = None) -> None:
     """The helper process: decode requests from stdin, answer on (the original) stdout, until EOF."""
     os.nice(HELPER_NICENESS)  # decoding yields to encoding (see HELPER_NICENESS)
     out = os.dup(1)
     os.dup2(2, 1)  # stray prints from decoders go to stderr, not into the answer pipe
+    wire.limit_memory(memory_bytes)
     import decord  # noqa: F401  (import before saying ready: the time limit is for decoding only)
     import torch
 
     torch.set_num_threads(1)  # one file at a time per helper; parallelism comes from more decode tasks
 
-    _send(out, "ready")
+    wire.send(out, {"ready": True})
     while True:
         try:
-            item_dict, spec_dict = _recv(0)
+            request, _ = wire.recv(0, max_bytes=0)  # from the trusted parent
         except EOFError:
             return
-        result = decode_file(Item(**item_dict), ClipSpec(**spec_dict))
-        _send(out, (result.clips, result.error))
+        try:
+            result = decode_file(Item(**request["item"]), ClipSpec(**request["spec"]), request.get("max_pixels"))
+        except MemoryError:
+            result = Decoded(item=Item(**request["item"]), error=f"too large: decoding needs more than the "
+                                                                   f"decoder's memory limit of {memory_bytes} bytes")
+        clips = result.clips
+        shapes = {c.frames.shape for c in clips}
+        if len(shapes) > 1:  # images and videos are never mixed within one file
+            clips, result.error = [], f"clips of different shapes {sorted(shapes)}"
+        if len(clips) > MAX_CLIPS_PER_FILE:
+            clips, result.error = [], f"too many clips: {len(clips)} (at most {MAX_CLIPS_PER_FILE}; use a larger stride)"
+        frames = np.ascontiguousarray(np.stack([c.frames for c in clips]), np.uint8) if clips else None
+        header = {"error": result.error,
+                  "clips": [{"start": c.start, "window": c.window, "fps": c.fps} for c in clips],
+                  **({"shape": list(frames.shape), "dtype": "uint8"} if frames is not None else {})}
+        wire.send(out, header, memoryview(frames.reshape(-1)) if frames is not None else b"")
+
+
+def _read_answer(fd: int, item: Item, spec: ClipSpec, deadline: float) -> Decoded:
+    """The helper's answer, checked before use: clips of ``spec``'s size in uint8, or an error string."""
+    header = wire.recv_header(fd, deadline)
+    error, meta = header.get("error"), header.get("clips")
+    if not isinstance(meta, list) or not all(isinstance(m, dict) for m in meta):
+        raise wire.WireError("no clip list")
+    if not meta:
+        if header["nbytes"]:
+            raise wire.WireError("frames without clips")
+        return Decoded(item=item, error=wire.text(error if error is not None else "no clips", 500))
+    shape = wire.check_frames_header(header, height=spec.height, width=spec.width, frames={1, spec.frames},
+                                     max_clips=min(len(meta), MAX_CLIPS_PER_FILE))
+    if shape[0] != len(meta):
+        raise wire.WireError(f"{shape[0]} clips of frames for {len(meta)} clips")
+    frames = wire.frames_from(wire.recv_payload(fd, header, header["nbytes"], deadline), shape)
+    starts = wire.ints([m.get("start") for m in meta], len(meta), "start")
+    windows = wire.ints([m.get("window") for m in meta], len(meta), "window")
+    return Decoded(item=item, clips=[Clip(frames=f, start=s, window=w, fps=wire.number(m.get("fps"), "fps"))
+                                     for f, s, w, m in zip(frames, starts, windows, meta)])
 
 
 class TimedDecoder:
-    """Decodes files in a helper process with a per-file time limit; reuse one per worker."""
+    """Decodes files in a helper process with a per-file time limit; reuse one per worker.
 
-    def __init__(self, spec: ClipSpec, timeout_s: float | None = 60.0) -> None:
+    ``max_frame_pixels`` refuses larger frames (from the header, before decoding); ``memory_bytes`` caps the
+    helper's data segment; ``argv`` replaces the helper command (tests start hostile ones).
+    """
+
+    def __init__(self, spec: ClipSpec, timeout_s: float | None = 60.0, *, max_frame_pixels: int | None = None,
+                 memory_bytes: int | None = None, argv: list[str] | None = None) -> None:
         self.spec = spec
         self.timeout_s = timeout_s
+        self.max_frame_pixels = max_frame_pixels
+        self.memory_bytes = memory_bytes
+        self.argv = argv
         self._proc: subprocess.Popen | None = None
 
     def _start(self) -> None:
         # a fresh interpreter (not fork: forking a Ray worker's threads is unsafe; not multiprocessing
         # spawn: it re-runs the parent's __main__)
-        code = "from sweettok_platform.data.decode import serve_stdio; serve_stdio()"
-        self._proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+        code = f"from sweettok_platform.data.decode import serve_stdio; serve_stdio({self.memory_bytes!r})"
+        self._proc = subprocess.Popen(self.argv or [sys.executable, "-c", code], stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, bufsize=0)
         ready, _, _ = select.select([self._proc.stdout.fileno()], [], [], STARTUP_TIMEOUT_S)
-        if not ready or _recv(self._proc.stdout.fileno()) != "ready":
+        try:
+            started = bool(ready) and wire.recv_header(self._proc.stdout.fileno()) == {"ready": True, "nbytes": 0}
+        except (EOFError, OSError, wire.WireError):
+            started = False
+        if not started:
             self._stop()
             raise RuntimeError(f"the decoder helper process did not start within {STARTUP_TIMEOUT_S} s")
 
@@ -116,22 +148,29 @@ class TimedDecoder:
 
     def __call__(self, item: Item) -> Decoded:
         if self.timeout_s is None:
-            return decode_file(item, self.spec)
+            return decode_file(item, self.spec, self.max_frame_pixels)
         if self._proc is None or self._proc.poll() is not None:
             self._start()
         proc = self._proc
         try:
-            _send(proc.stdin.fileno(), (item.to_dict(), asdict(self.spec)))
+            request = {"item": item.to_dict(), "spec": asdict(self.spec), "max_pixels": self.max_frame_pixels}
+            wire.send(proc.stdin.fileno(), request)
             ready, _, _ = select.select([proc.stdout.fileno()], [], [], self.timeout_s)
             if not ready:
                 self._stop()
                 return Decoded(item=item, error=f"timeout: decoding took more than {self.timeout_s:g} s")
-            clips, error = _recv(proc.stdout.fileno())
+            # the answer has begun; its transfer gets a time limit of its own
+            return _read_answer(proc.stdout.fileno(), item, self.spec, time.monotonic() + self.timeout_s)
+        except TimeoutError:
+            self._stop()
+            return Decoded(item=item, error=f"timeout: the decoder's answer took more than {self.timeout_s:g} s")
         except (EOFError, OSError):
             code = proc.poll()
             self._stop()
             return Decoded(item=item, error=f"decoder crashed (exit code {code})")
-        return Decoded(item=item, clips=clips, error=error)
+        except wire.WireError as e:
+            self._stop()
+            return Decoded(item=item, error=f"decoder sent a malformed answer: {e}")
 
     def close(self) -> None:
         self._stop()

@@ -41,6 +41,8 @@ class TokenizeConfig:
     clips: ClipSpec = field(default_factory=ClipSpec)
     files_per_shard: int = 16
     decode_timeout_s: float | None = 120.0  # per file; None decodes in the task's own process
+    max_frame_pixels: int | None = 4096 * 2160  # larger source frames are refused from the header (error row)
+    decoder_memory_bytes: int | None = 4 * 2**30  # cap of each decode helper's data segment (None: no cap)
     decode_concurrency: int | None = None  # most decode tasks at once (None: as many as CPUs allow)
     overwrite: bool = False  # delete the output first instead of resuming it
     progress: bool = True
@@ -70,10 +72,14 @@ class TokenizeConfig:
 _DECODERS: dict[tuple, TimedDecoder] = {}  # one helper process per worker and clip spec
 
 
-def decode_shard(batch: pa.Table, spec: dict[str, Any], timeout_s: float | None) -> pa.Table:
-    """Shard rows (shard, items JSON) -> (shard, files, meta JSON, frames blob, errors JSON)."""
-    key = (json.dumps(spec, sort_keys=True), timeout_s)
-    decoder = _DECODERS.get(key) or _DECODERS.setdefault(key, TimedDecoder(ClipSpec(**spec), timeout_s))
+def decode_shard(batch: pa.Table, spec: dict[str, Any], timeout_s: float | None,
+                 limits: dict[str, int | None] | None = None) -> pa.Table:
+    """Shard rows (shard, items JSON) -> (shard, files, meta JSON, frames blob, errors JSON).
+
+    ``limits``: ``max_frame_pixels`` and ``memory_bytes`` of the decoder (``TimedDecoder``)."""
+    limits = limits or {}
+    key = (json.dumps(spec, sort_keys=True), timeout_s, json.dumps(limits, sort_keys=True))
+    decoder = _DECODERS.get(key) or _DECODERS.setdefault(key, TimedDecoder(ClipSpec(**spec), timeout_s, **limits))
     out: dict[str, list] = {"shard": [], "files": [], "meta": [], "frames": [], "errors": []}
     for shard, items_json in zip(batch["shard"].to_pylist(), batch["items"].to_pylist()):
         items = [Item(**d) for d in json.loads(items_json)]
@@ -217,7 +223,9 @@ def build_dataset(config: TokenizeConfig, shards: dict[int, list[Item]], spec: C
     decode_pool = ray.data.TaskPoolStrategy(size=config.decode_concurrency)
     ds = ds.map_batches(decode_shard, batch_size=1, batch_format="pyarrow", compute=decode_pool, num_cpus=1,
                         memory=decode_memory(config, spec),
-                        fn_kwargs={"spec": asdict(spec), "timeout_s": config.decode_timeout_s}, **remote)
+                        fn_kwargs={"spec": asdict(spec), "timeout_s": config.decode_timeout_s,
+                                   "limits": {"max_frame_pixels": config.max_frame_pixels,
+                                              "memory_bytes": config.decoder_memory_bytes}}, **remote)
     gpus = config.encode.num_gpus
     if gpus is None:
         gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0

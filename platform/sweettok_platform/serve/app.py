@@ -8,6 +8,7 @@ imports; ``start(config)`` runs the app on the local/connected Ray cluster and r
 
 # no `from __future__ import annotations`: FastAPI must see the real Annotated[...] types through Serve
 import asyncio
+import contextlib
 import dataclasses
 import hmac
 import io
@@ -28,10 +29,11 @@ from starlette.exceptions import HTTPException
 from sweettok_platform.media import ClipSpec, encode_media
 from sweettok_platform.serve import schemas
 from sweettok_platform.serve.config import DIRECT_INGRESS_ENV, LOCAL_DRAINING_ENV, ServeConfig
-from sweettok_platform.serve.inputs import Clips, decode_file, decode_npy, fetch_uri, suffix_for
+from sweettok_platform.serve.inputs import Clips, decode_npy, suffix_for
 from sweettok_platform.serve.limits import RequestError, check_ids, read_body
 from sweettok_platform.serve.model import TokenizerModel, clips_in
 from sweettok_platform.serve.sandbox import DecoderPool
+from sweettok_platform.serve.uris import fetch_uri
 
 api = FastAPI(
     title="SweetTok tokenizer endpoint",
@@ -39,7 +41,11 @@ api = FastAPI(
     description="Encode videos and images into SweetTok ids (and words), and decode ids back into pixels. "
     "Send the X-API-Key header when the service has a key.",
 )
-ERRORS = {s: {"model": schemas.ErrorResponse} for s in (400, 401, 404, 413, 415, 422)}
+ERRORS = {s: {"model": schemas.ErrorResponse} for s in (400, 401, 403, 404, 408, 413, 415, 422, 503)}
+# Serve's own cap on requests in an ingress replica sits this far above the request pool (limits.max_requests,
+# enforced inside): health, info and stats always find a slot, even with the pool held by slow uploads
+CONTROL_HEADROOM = 64
+INLINE_PARSE_BYTES = 64 * 1024  # smaller JSON/.npy bodies are parsed inline: a thread hop costs more
 MEDIA_TYPES = {"mp4": "video/mp4", "png": "image/png", "npy": "application/x-npy"}
 ENCODE_BODY = {
     "requestBody": {
@@ -61,7 +67,21 @@ ApiKey = Annotated[str | None, Header(alias="X-API-Key", description="the servic
 
 
 def _error(status: int, reason: str) -> JSONResponse:
-    return JSONResponse({"status": status, "detail": reason}, status_code=status)
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return JSONResponse({"status": status, "detail": reason}, status_code=status, headers=headers)
+
+
+def _parse_json(model: type, data: bytes) -> Any:
+    try:
+        return model.model_validate_json(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise RequestError(422, f"bad JSON body: {first['msg']} at {'.'.join(map(str, first['loc']))}") from None
+
+
+async def _off_loop(fn: Any, *args: Any, size: int) -> Any:
+    """``fn(*args)`` inline for small inputs, else in a thread so the event loop keeps answering."""
+    return fn(*args) if size < INLINE_PARSE_BYTES else await asyncio.to_thread(fn, *args)
 
 
 @api.exception_handler(RequestError)
@@ -105,7 +125,8 @@ class Ingress:
             self.key = os.environ.get(self.config.api_key_env) or None
             if not self.key:
                 raise RuntimeError(f"api_key_env is {self.config.api_key_env!r} but that variable is empty here")
-        self.decoders = DecoderPool(self.config.decode_workers)
+        self.decoders = DecoderPool(self.config.decode_workers, memory_bytes=self.limits.decoder_memory_bytes)
+        self._active = 0  # encode/decode requests in this replica (the request pool, limits.max_requests)
         for method in (self._encode_video, self._encode_image, self._decode_video, self._decode_image):
             method.set_max_batch_size(self.config.max_batch_size)
             method.set_batch_wait_timeout_s(self.config.batch_wait_timeout_s)
@@ -118,6 +139,23 @@ class Ingress:
     def _auth(self, key: str | None) -> None:
         if self.key is not None and not (key and hmac.compare_digest(key.encode(), self.key.encode())):
             raise RequestError(401, "missing or wrong X-API-Key header")
+
+    @contextlib.contextmanager
+    def _request_slot(self):
+        """A place in the request pool, or 503 at once: slow clients cannot queue up the replica."""
+        if self._active >= self.limits.max_requests:
+            raise RequestError(503, f"busy: {self._active} requests in progress on this replica; retry shortly")
+        self._active += 1
+        try:
+            yield
+        finally:
+            self._active -= 1
+
+    async def _body(self, request: Request, limit: int) -> bytes:
+        """The request body, under the size limit and the slow-upload deadline (408)."""
+        return await read_body(request.stream(), request.headers.get("content-length"), limit,
+                               timeout_s=self.limits.body_timeout_s, min_rate=self.limits.min_body_rate,
+                               max_s=self.limits.max_body_seconds)
 
     async def _model_info(self) -> dict[str, Any]:
         if self._info is None:
@@ -202,34 +240,34 @@ class Ingress:
         x_api_key: ApiKey = None,
     ) -> Response:
         self._auth(x_api_key)
-        options = schemas.EncodeOptions(policy=policy, stride=stride, resize=resize, seed=seed, words=words)
-        data = await read_body(request.stream(), request.headers.get("content-length"), self.limits.max_body_bytes)
+        with self._request_slot():
+            return await self._encode(request, schemas.EncodeOptions(
+                policy=policy, stride=stride, resize=resize, seed=seed, words=words))
+
+    async def _encode(self, request: Request, options: schemas.EncodeOptions) -> Response:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        is_json = content_type == "application/json"
+        raw = not is_json and content_type != "multipart/form-data"
+        suffix = suffix_for(content_type) if raw else ""  # 415 before the body is read
+        data = await self._body(request, self.limits.max_json_bytes if is_json else self.limits.max_body_bytes)
         if not data:
             raise RequestError(400, "empty request body: send a video, an image, .npy frames or a JSON {\"uri\"}")
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type == "application/json":
-            try:
-                body = schemas.EncodeURIRequest.model_validate_json(data)
-            except ValidationError as e:
-                raise RequestError(422, f"bad JSON body: {e.errors()[0]['msg']} at {e.errors()[0]['loc']}") from None
+        if is_json:
+            body = await _off_loop(_parse_json, schemas.EncodeURIRequest, data, size=len(data))
             options = schemas.EncodeOptions(**body.model_dump(exclude={"uri"}))
-            data = await asyncio.to_thread(fetch_uri, body.uri, self.limits)
+            data = await asyncio.to_thread(fetch_uri, body.uri, self.limits.max_body_bytes,
+                                           self.config.allowed_uri_prefixes)
             suffix = suffix_for(None, body.uri)
-        elif content_type == "multipart/form-data":
+        elif not raw:
             data, suffix = await self._form_file(request, data)
-        else:
-            suffix = suffix_for(content_type)
         info = await self._model_info()
         clip = info["clip"]
         spec = ClipSpec(frames=clip["frames"], height=clip["height"], width=clip["width"],
                         policy=options.policy, stride=options.stride, resize=options.resize, seed=options.seed)
         if suffix == ".npy":
-            small = len(data) < 2**20  # parse small arrays inline: a thread hop costs more than the parse
-            clips: Clips = decode_npy(data, spec, self.limits) if small else await asyncio.to_thread(
-                decode_npy, data, spec, self.limits)
+            clips: Clips = await _off_loop(decode_npy, data, spec, self.limits, size=len(data))
         else:
-            clips = await self.decoders.run(decode_file, data, suffix, spec, self.limits,
-                                            timeout=self.limits.decode_timeout_s)
+            clips = await self.decoders.decode(data, suffix, spec, self.limits, timeout=self.limits.decode_timeout_s)
         ids = await self._call("encode", clips.frames)
         words = await self.model.words.remote(ids) if options.words else [None] * len(ids)
         record = {
@@ -268,14 +306,13 @@ class Ingress:
               summary="ids -> an mp4 (video ids), a png (image ids) or uint8 frames as .npy")
     async def decode(self, request: Request, x_api_key: ApiKey = None) -> Response:
         self._auth(x_api_key)
-        data = await read_body(request.stream(), request.headers.get("content-length"), self.limits.max_body_bytes)
         if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
             raise RequestError(415, "send the ids as application/json: {\"ids\": [...], \"format\": \"mp4\"}")
-        try:
-            body = schemas.DecodeRequest.model_validate_json(data)
-        except ValidationError as e:
-            first = e.errors()[0]
-            raise RequestError(422, f"bad JSON body: {first['msg']} at {'.'.join(map(str, first['loc']))}") from None
+        with self._request_slot():
+            data = await self._body(request, self.limits.max_json_bytes)
+            return await self._decode(await _off_loop(_parse_json, schemas.DecodeRequest, data, size=len(data)))
+
+    async def _decode(self, body: schemas.DecodeRequest) -> Response:
         nested = bool(body.ids) and isinstance(body.ids[0], list)
         rows = body.ids if nested else [body.ids]
         info = await self._model_info()
@@ -308,7 +345,7 @@ def build_app(args: dict[str, Any] | None = None) -> serve.Application:
     ).bind(settings)
     ingress = Ingress.options(
         ray_actor_options={"num_cpus": config.ingress_cpus, "runtime_env": runtime_env},
-        max_ongoing_requests=max(100, 4 * config.max_ongoing_requests),
+        max_ongoing_requests=config.limits.max_requests + CONTROL_HEADROOM,
         logging_config=logging_config,
         autoscaling_config={
             "min_replicas": config.ingress_replicas,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sweettok_platform.serve.limits import LimitsConfig
+from sweettok_platform.serve.uris import normalise_prefix
 
 APP_IMPORT_PATH = "sweettok_platform.serve.app:build_app"
 # Ray Serve reads its direct-ingress switch from the environment of its processes (controller, proxies,
@@ -49,6 +50,8 @@ class ServeConfig:
     # ``sweettok serve`` set it on the local cluster they start).
     direct_ingress: bool = False
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    # {"uri": "s3://..."} inputs: only objects under these (s3://bucket or s3://bucket/folder); empty = off
+    allowed_uri_prefixes: list[str] = field(default_factory=list)
     # authentication: a literal key (tests, demos) or the name of an environment variable holding it
     api_key: str | None = None
     api_key_env: str | None = None
@@ -75,6 +78,14 @@ class ServeConfig:
             raise ValueError(f"unknown preset {self.preset!r}; choose paper, small or tiny, or give a bundle")
         if isinstance(self.limits, dict):
             self.limits = LimitsConfig(**self.limits)
+        if self.limits.decoder_memory_bytes < 512 * 2**20:  # the decoders' imports alone take ~250 MB
+            raise ValueError(f"limits.decoder_memory_bytes must be at least 512 MiB, got {self.limits.decoder_memory_bytes}")
+        if self.limits.max_requests < 1 or self.limits.body_timeout_s <= 0:
+            raise ValueError("limits.max_requests must be >= 1 and limits.body_timeout_s > 0")
+        if isinstance(self.allowed_uri_prefixes, str):
+            raise ValueError("allowed_uri_prefixes must be a list of s3://bucket[/folder] prefixes")
+        for prefix in self.allowed_uri_prefixes:
+            normalise_prefix(prefix)
 
     @property
     def autoscaling(self) -> dict[str, Any]:

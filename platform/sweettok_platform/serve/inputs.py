@@ -2,18 +2,21 @@
 
 Clips are cut exactly as the batch job cuts them (``sweettok_platform.media``: ``read_clips``,
 ``clip_starts``, ``resize_frames``). ``decode_file`` runs inside the decoding sandbox (a separate
-process with a time limit) because it parses untrusted container formats; ``.npy`` frames are parsed
-in-process with ``allow_pickle=False``.
+process with time and memory limits) because it parses untrusted container formats; ``.npy`` frames are
+parsed in-process from their header (checked against the limits first) and raw bytes, never unpickled.
+S3 inputs: ``uris``.
 """
 
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from sweettok_platform.media import ClipSpec, MediaError, clip_starts, read_clips, resize_frames
+from sweettok_platform.probe import frame_size
 from sweettok_platform.serve.limits import LimitsConfig, RequestError, check_clips, check_frames
 
 VIDEO_TYPES = {
@@ -56,7 +59,8 @@ def suffix_for(content_type: str | None, filename: str = "") -> str:
 
 
 def decode_file(data: bytes, suffix: str, spec: ClipSpec, limits: LimitsConfig) -> Clips:
-    """An untrusted image or video file -> clips, after checking its frame count, frame size and clip count."""
+    """An untrusted image or video file -> clips, after checking its frame size (from the file's header,
+    before any decoding), frame count and clip count."""
     if suffix in IMAGE_TYPES.values():
         from PIL import Image, UnidentifiedImageError
 
@@ -70,19 +74,20 @@ def decode_file(data: bytes, suffix: str, spec: ClipSpec, limits: LimitsConfig) 
     else:
         import decord
 
+        size = frame_size(data)  # the container header, read without decoding
+        if size is not None:
+            check_frames(0, size[1], size[0], limits)
         try:
-            reader = decord.VideoReader(io.BytesIO(data), num_threads=1)
-            num_frames = len(reader)
-            height, width = reader[0].shape[:2]
+            num_frames = len(decord.VideoReader(io.BytesIO(data), num_threads=1))
         except (decord.DECORDError, RuntimeError, OSError, IndexError) as e:
             raise RequestError(422, f"cannot decode video: {str(e).splitlines()[0][:200] if str(e) else e!r}") from None
-        check_frames(num_frames, height, width, limits)
+        check_frames(num_frames, 0, 0, limits)
         if num_frames >= spec.frames:
             check_clips(len(clip_starts(num_frames, spec)), limits)
     try:
-        clips = read_clips(data, spec, name=f"upload{suffix}")
+        clips = read_clips(data, spec, name=f"upload{suffix}", max_pixels=limits.max_frame_pixels)
     except MediaError as e:
-        raise RequestError(422, str(e)) from None
+        raise RequestError(413 if str(e).startswith("too large") else 422, str(e)) from None
     return Clips(
         frames=np.stack([c.frames for c in clips]),
         starts=[c.start for c in clips],
@@ -91,20 +96,35 @@ def decode_file(data: bytes, suffix: str, spec: ClipSpec, limits: LimitsConfig) 
     )
 
 
+def _npy_frames(data: bytes, limits: LimitsConfig) -> np.ndarray:
+    """The array in ``np.save`` bytes, after checking its header against the limits (nothing is allocated
+    for a shape the header merely claims: the bytes must be there)."""
+    f = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(f)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f"unsupported .npy version {version}")
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read(f, max_header_size=10_000)
+    except (ValueError, OSError, EOFError, SyntaxError) as e:
+        raise RequestError(422, f"cannot read .npy frames: {str(e)[:200]}") from None
+    if dtype != np.uint8 or len(shape) not in (3, 4) or shape[-1] != 3:
+        raise RequestError(422, f"expected uint8 frames of shape (t, h, w, 3) or (h, w, 3), got {dtype} {shape}")
+    t, h, w, _ = (1, *shape) if len(shape) == 3 else shape
+    check_frames(t, h, w, limits)
+    size = math.prod(shape)
+    if len(data) - f.tell() != size:
+        raise RequestError(422, f"the .npy header declares {shape} ({size} bytes of frames) but the body holds "
+                                f"{len(data) - f.tell()} bytes after the header")
+    frames = np.frombuffer(data, np.uint8, count=size, offset=f.tell())
+    frames = frames.reshape(shape[::-1]).transpose() if fortran else frames.reshape(shape)
+    return frames.reshape(t, h, w, 3)
+
+
 def decode_npy(data: bytes, spec: ClipSpec, limits: LimitsConfig) -> Clips:
     """uint8 frames saved with ``np.save``: (h, w, 3) or (1, h, w, 3) is an image, (t, h, w, 3) a video."""
-    try:
-        frames = np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-        raise RequestError(422, f"cannot read .npy frames: {e}") from None
-    if frames.ndim == 3:
-        frames = frames[None]
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise RequestError(
-            422, f"expected uint8 frames of shape (t, h, w, 3) or (h, w, 3), got {frames.dtype} {frames.shape}"
-        )
+    frames = _npy_frames(data, limits)
     t, h, w, _ = frames.shape
-    check_frames(t, h, w, limits)
     if t == 1:
         starts = [0]
     else:
@@ -122,32 +142,3 @@ def decode_npy(data: bytes, spec: ClipSpec, limits: LimitsConfig) -> Clips:
     except MediaError as e:
         raise RequestError(422, str(e)) from None
     return Clips(frames=np.stack(clips), starts=starts, windows=list(range(len(starts))), fps=0.0)
-
-
-def fetch_uri(uri: str, limits: LimitsConfig) -> bytes:
-    """The bytes of an ``s3://`` object: 404 if absent, 413 past the body limit, 403/502 on storage errors."""
-    import pyarrow.fs as pafs
-
-    from sweettok import storage
-
-    if not uri.startswith("s3://") or len(uri) <= len("s3://"):
-        raise RequestError(400, f"only s3:// URIs can be encoded by the endpoint, got {uri!r}")
-    try:
-        fs, path = storage.resolve(uri)
-        info = fs.get_file_info(path)
-        if info.type == pafs.FileType.NotFound:
-            raise RequestError(404, f"no such object: {uri}")
-        if info.type != pafs.FileType.File:
-            raise RequestError(400, f"not a file: {uri}")
-        if info.size is not None and info.size > limits.max_body_bytes:
-            raise RequestError(413, f"{uri} has {info.size} bytes; the limit is {limits.max_body_bytes}")
-        return storage.read_bytes(uri)
-    except FileNotFoundError:
-        raise RequestError(404, f"no such object: {uri}") from None
-    except OSError as e:
-        text = str(e)
-        if "NoSuchBucket" in text or "NoSuchKey" in text or "does not exist" in text:
-            raise RequestError(404, f"no such object: {uri}") from None
-        if "AccessDenied" in text or "Forbidden" in text or "403" in text:
-            raise RequestError(403, f"access denied to {uri}") from None
-        raise RequestError(502, f"storage error reading {uri}: {text.splitlines()[0][:200]}") from None

@@ -7,6 +7,8 @@ any frame is decoded, ids before they reach a batch.
 
 from __future__ import annotations
 
+import asyncio
+import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -16,11 +18,19 @@ class LimitsConfig:
     """What one request may ask for."""
 
     max_body_bytes: int = 64 * 2**20  # 413 beyond
+    max_json_bytes: int = 2**20  # JSON bodies (decode ids, S3 URIs): 413 beyond; parsed off the event loop
+    # slow uploads: a body must arrive within body_timeout_s, plus 1 s per min_body_rate bytes received, and
+    # never take longer than max_body_seconds; 408 otherwise
+    body_timeout_s: float = 10.0
+    min_body_rate: int = 16 * 1024  # bytes/s
+    max_body_seconds: float = 600.0
+    max_requests: int = 256  # encode/decode requests one ingress replica holds at once; 503 beyond
     max_video_frames: int = 20_000  # frames in an uploaded video (clip length of the source)
     max_frame_pixels: int = 4096 * 2160  # width x height of a source frame
     max_clips: int = 16  # clips one encode request may produce (policy "windows")
     max_decode_rows: int = 16  # clips of ids one decode request may carry
     decode_timeout_s: float = 20.0  # wall-clock limit for decoding one untrusted file
+    decoder_memory_bytes: int = 4 * 2**30  # data segment of a decoding process (a 17-frame 4K clip fits)
 
 
 class RequestError(Exception):
@@ -31,12 +41,14 @@ class RequestError(Exception):
         self.status = status
         self.reason = reason
 
-    def __reduce__(self):  # survives pickling across the decoding sandbox and Ray
+    def __reduce__(self):  # survives pickling across Ray (the decoding sandbox sends JSON, see sandbox.py)
         return (RequestError, (self.status, self.reason))
 
 
-async def read_body(chunks: AsyncIterator[bytes], declared: str | None, limit: int) -> bytes:
-    """Collect a request body, refusing (413) as soon as it is, or says it will be, larger than ``limit``."""
+async def read_body(chunks: AsyncIterator[bytes], declared: str | None, limit: int, *,
+                    timeout_s: float = math.inf, min_rate: float = 0.0, max_s: float = math.inf) -> bytes:
+    """Collect a request body, refusing (413) as soon as it is, or says it will be, larger than ``limit``,
+    and (408) once it is slower than ``timeout_s`` plus 1 s per ``min_rate`` bytes received, or ``max_s``."""
     if declared is not None:
         try:
             size = int(declared)
@@ -44,8 +56,20 @@ async def read_body(chunks: AsyncIterator[bytes], declared: str | None, limit: i
             raise RequestError(400, f"bad Content-Length header {declared!r}") from None
         if size > limit:
             raise RequestError(413, f"request body of {size} bytes exceeds the limit of {limit} bytes")
+    loop = asyncio.get_running_loop()
+    began = loop.time()
     parts, total = [], 0
-    async for chunk in chunks:
+    stream = chunks.__aiter__()
+    while True:
+        allowed = min(max_s, timeout_s + (total / min_rate if min_rate > 0 else math.inf))
+        try:
+            chunk = await asyncio.wait_for(stream.__anext__(), max(0.0, began + allowed - loop.time()))
+        except StopAsyncIteration:
+            break
+        except asyncio.TimeoutError:
+            raise RequestError(
+                408, f"request body too slow: {total} bytes in {loop.time() - began:.1f} s; send it within "
+                     f"{timeout_s:g} s plus 1 s per {min_rate:g} bytes (at most {max_s:g} s)") from None
         total += len(chunk)
         if total > limit:
             raise RequestError(413, f"request body exceeds the limit of {limit} bytes")

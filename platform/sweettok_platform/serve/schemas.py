@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 ClipPolicy = Literal["center", "random", "windows"]
 ResizePolicy = Literal["squash", "crop"]
@@ -53,8 +53,8 @@ class DecodeRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ids: list[int] | list[list[int]] = Field(
-        ..., description="one clip's ids, or several clips' (several need format 'npy')"
+    ids: list[StrictInt] | list[list[StrictInt]] = Field(  # strict: true, "1" and 1.0 are not ids
+        ..., description="one clip's ids, or several clips' (several need format 'npy'); JSON integers only"
     )
     format: Literal["mp4", "png", "npy"] | None = Field(
         None, description="mp4 (video ids), png (image ids) or npy (uint8 frames b,t,h,w,c); default by kind"
