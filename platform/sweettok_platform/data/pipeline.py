@@ -19,10 +19,10 @@ from typing import Any, Callable
 import numpy as np
 import pyarrow as pa
 
-from sweettok import storage
 from sweettok_platform.data.corpus import (ROW_SCHEMA, CorpusCard, ShardStats, check_plan, clip_id, done_shards,
                                            items_fingerprint, plan_shards, read_shard_stats, write_shard)
 from sweettok_platform.data.decode import TimedDecoder
+from sweettok_platform.data.overwrite import clear_corpus
 from sweettok_platform.data.sources import Item, SourceConfig, list_items
 from sweettok_platform.data.tokenizer import EncodeConfig, TokenizerInfo, describe_tokenizer, load_tokenizer
 from sweettok_platform.media import ClipSpec
@@ -113,7 +113,7 @@ class ShardEncoder:
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         if self.device == "cpu":
             torch.set_num_threads(max(1, int(config.num_cpus)))
-        self.model = load_tokenizer(config).to(self.device)
+        self.model = load_tokenizer(config, expected_hash=tokenizer).to(self.device)  # verified vs plan.json
         self.batch_size = config.batch_size
         self.tokenizer = tokenizer
         self.output = output
@@ -238,8 +238,10 @@ def tokenize_dataset(config: TokenizeConfig, log: Callable[[str], None] = _stder
     items = list_items(config.source)
     if not items:
         raise ValueError(f"{config.source.root}: the {config.source.kind} source lists no files")
-    if config.overwrite:
-        storage.delete(config.output)
+    if config.overwrite:  # only a corpus this tool wrote, only its own files, never an input (data/overwrite.py)
+        src = config.source
+        inputs = [src.root, src.splits_dir, src.annotations, src.synset_mapping, *(it.uri for it in items)]
+        clear_corpus(config.output, [u for u in inputs if u])
     shards = plan_shards(items, config.files_per_shard)
     check_plan(config.output, {"items_sha256": items_fingerprint(items), "files": len(items),
                                "files_per_shard": config.files_per_shard, "shards": len(shards),
