@@ -107,3 +107,4 @@ def test_explicit_conversion_to_safetensors(tmp_path, release_state):
     os.remove(marker)
     teacher = OmniTokenizerTeacher(TINY_PATCH, _teacher_config(str(tmp_path / "out.safetensors")))
     assert teacher.arch == SMALL and not marker.exists()
+
