@@ -19,9 +19,13 @@ from typing import Any, Callable
 import numpy as np
 import pyarrow as pa
 
+from sweettok import storage
+from sweettok.storage import StorageUnavailableError
 from sweettok_platform.data.corpus import (ROW_SCHEMA, CorpusCard, ShardStats, check_plan, clip_id, done_shards,
-                                           items_fingerprint, plan_shards, read_shard_stats, write_shard)
+                                           items_fingerprint, plan_shards, read_shard_stats,
+                                           shards_with_storage_errors, write_shard)
 from sweettok_platform.data.decode import TimedDecoder
+from sweettok_platform.data.faults import StorageRetry, decode_with_retries, error_reason, storage_failure
 from sweettok_platform.data.overwrite import clear_corpus
 from sweettok_platform.data.sources import Item, SourceConfig, list_items
 from sweettok_platform.data.tokenizer import EncodeConfig, TokenizerInfo, describe_tokenizer, load_tokenizer
@@ -42,7 +46,11 @@ class TokenizeConfig:
     files_per_shard: int = 16
     decode_timeout_s: float | None = 120.0  # per file; None decodes in the task's own process
     decode_concurrency: int | None = None  # most decode tasks at once (None: as many as CPUs allow)
-    overwrite: bool = False  # delete the output first instead of resuming it
+    overwrite: bool = False  # delete the output first instead of resuming it (only a corpus this tool wrote)
+    retry_errors: bool = False  # redo the shards whose recorded errors were storage faults
+    storage_retries: int = 4  # re-reads of a file after a storage fault, backoff doubling (after the SDK's)
+    storage_backoff_s: float = 1.0
+    task_retries: int = 2  # then Ray retries the whole decode task this often before the job stops
     progress: bool = True
     ray_address: str | None = None  # None: RAY_ADDRESS or a local cluster
 
@@ -70,8 +78,13 @@ class TokenizeConfig:
 _DECODERS: dict[tuple, TimedDecoder] = {}  # one helper process per worker and clip spec
 
 
-def decode_shard(batch: pa.Table, spec: dict[str, Any], timeout_s: float | None) -> pa.Table:
-    """Shard rows (shard, items JSON) -> (shard, files, meta JSON, frames blob, errors JSON)."""
+def decode_shard(batch: pa.Table, spec: dict[str, Any], timeout_s: float | None,
+                 retry: StorageRetry | None = None) -> pa.Table:
+    """Shard rows (shard, items JSON) -> (shard, files, meta JSON, frames blob, errors JSON).
+
+    Only permanent, file-specific failures become error rows; a storage fault is retried (``retry``) and,
+    if it outlasts the retries, raised as ``StorageUnavailableError`` (the task's own retries come next).
+    """
     key = (json.dumps(spec, sort_keys=True), timeout_s)
     decoder = _DECODERS.get(key) or _DECODERS.setdefault(key, TimedDecoder(ClipSpec(**spec), timeout_s))
     out: dict[str, list] = {"shard": [], "files": [], "meta": [], "frames": [], "errors": []}
@@ -79,9 +92,9 @@ def decode_shard(batch: pa.Table, spec: dict[str, Any], timeout_s: float | None)
         items = [Item(**d) for d in json.loads(items_json)]
         metas, blobs, errors = [], [], []
         for item in items:
-            result = decoder(item)
+            result = decode_with_retries(decoder, item, retry or StorageRetry())
             if result.error is not None or not result.clips:
-                errors.append({"uri": item.uri, "source": item.key, "reason": result.error or "no clips"})
+                errors.append({"uri": item.uri, "source": item.key, "reason": error_reason(item, result.error)})
                 continue
             for clip in result.clips:
                 frames = np.ascontiguousarray(clip.frames, dtype=np.uint8)  # (t, h, w, c)
@@ -217,7 +230,10 @@ def build_dataset(config: TokenizeConfig, shards: dict[int, list[Item]], spec: C
     decode_pool = ray.data.TaskPoolStrategy(size=config.decode_concurrency)
     ds = ds.map_batches(decode_shard, batch_size=1, batch_format="pyarrow", compute=decode_pool, num_cpus=1,
                         memory=decode_memory(config, spec),
-                        fn_kwargs={"spec": asdict(spec), "timeout_s": config.decode_timeout_s}, **remote)
+                        fn_kwargs={"spec": asdict(spec), "timeout_s": config.decode_timeout_s,
+                                   "retry": StorageRetry(attempts=config.storage_retries,
+                                                         backoff_s=config.storage_backoff_s)},
+                        max_retries=config.task_retries, retry_exceptions=[StorageUnavailableError], **remote)
     gpus = config.encode.num_gpus
     if gpus is None:
         gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
@@ -247,6 +263,11 @@ def tokenize_dataset(config: TokenizeConfig, log: Callable[[str], None] = _stder
                                "files_per_shard": config.files_per_shard, "shards": len(shards),
                                "tokenizer": info.hash, "clips": asdict(spec)})
     done = done_shards(config.output)
+    if config.retry_errors:
+        redo = shards_with_storage_errors(config.output, done)
+        log(f"tokenize: --retry-errors: {len(redo)} shards recorded storage faults; redoing them")
+        for shard in redo:
+            storage.delete(done.pop(shard))  # not done any more: a crash from here on redoes it again
     with ThreadPoolExecutor(16) as pool:
         stats = dict(zip(done, pool.map(read_shard_stats, done.values())))
     todo = {i: shard for i, shard in enumerate(shards) if i not in done}
@@ -259,10 +280,17 @@ def tokenize_dataset(config: TokenizeConfig, log: Callable[[str], None] = _stder
             ray.init(address=config.ray_address, log_to_driver=False)
         ray.data.DataContext.get_current().enable_progress_bars = config.progress
         progress = Progress(len(todo), log)
-        for row in build_dataset(config, todo, spec, info).iter_rows():
-            shard_stats = ShardStats(**row)
-            stats[shard_stats.shard] = shard_stats
-            progress.update(shard_stats)
+        try:
+            for row in build_dataset(config, todo, spec, info).iter_rows():
+                shard_stats = ShardStats(**row)
+                stats[shard_stats.shard] = shard_stats
+                progress.update(shard_stats)
+        except Exception as e:
+            cause = storage_failure(e)
+            if cause is None:
+                raise
+            raise StorageUnavailableError(f"input storage unavailable, stopping: {cause}; {len(stats) - len(done)} "
+                                          "shards were written, rerun to resume") from e
     seconds = time.perf_counter() - start
     new_clips = sum(stats[i].clips for i in todo if i in stats)
     card = CorpusCard(

@@ -98,8 +98,34 @@ def restore_candidates(ray_checkpoint: Any, stage_uri: str, world_size: int) -> 
     return [found[s] for s in sorted(found, reverse=True)]
 
 
+RAY_SNAPSHOT = "checkpoint_manager_snapshot.json"  # Ray Train's list of the run's reported checkpoints
+
+
+def _ray_listed(stage_uri: str) -> set[str]:
+    uri = storage.join(stage_uri, RAY_SNAPSHOT)
+    if not storage.exists(uri):
+        return set()
+    snapshot = json.loads(storage.read_bytes(uri))
+    return {r.get("checkpoint_dir_name") for r in snapshot.get("checkpoint_results", [])}
+
+
+def drop_stale_ray_snapshot(stage_uri: str) -> bool:
+    """Remove Ray Train's run snapshot when it lists a checkpoint directory that is gone.
+
+    Ray refuses to restore such a run. It happens after a fall-back past a corrupt checkpoint: the redone
+    steps re-report the same directory names, and Ray's pruning of the older entry deletes the new directory.
+    Resuming does not need the snapshot: ``restore_candidates`` lists the committed checkpoints on storage.
+    """
+    listed = _ray_listed(stage_uri)
+    if all(storage.exists(storage.join(stage_uri, name)) for name in listed if name):
+        return False
+    storage.delete(storage.join(stage_uri, RAY_SNAPSHOT))
+    return True
+
+
 def prune(stage_uri: str, keep: int, world_size: int) -> list[str]:
-    """Delete the stage's checkpoint directories older than its newest ``keep`` complete ones; returns them."""
+    """Delete the stage's checkpoint directories older than its newest ``keep`` complete ones; returns them.
+    Directories that Ray Train's snapshot lists are Ray's to prune (it refuses to restore without them)."""
     import pyarrow.fs as pafs
 
     from sweettok_platform.train.checkpoint import checkpoint_name
@@ -112,7 +138,9 @@ def prune(stage_uri: str, keep: int, world_size: int) -> list[str]:
     if len(complete) <= max(1, keep):
         return []
     oldest_kept = complete[max(1, keep) - 1]
-    removed = [storage.join(stage_uri, checkpoint_name(s)) for s in steps if s < oldest_kept]
+    listed = _ray_listed(stage_uri)
+    removed = [storage.join(stage_uri, checkpoint_name(s)) for s in steps
+               if s < oldest_kept and checkpoint_name(s) not in listed]
     for uri in removed:
         storage.delete(uri)
     return removed

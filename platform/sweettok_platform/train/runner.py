@@ -191,6 +191,10 @@ def run_stage(
             worker_runtime_env={"env_vars": env},
         ),
     )
+    from sweettok_platform.train.integrity import drop_stale_ray_snapshot
+
+    if drop_stale_ray_snapshot(config.stage_uri(stage.name)):
+        _log(f"{stage.name}: Ray's run snapshot listed a removed checkpoint; resuming from the checkpoints on storage")
     started = time.perf_counter()
     _log(f"{stage.name}: {stage.steps} steps on {config.num_workers} workers -> {config.stage_uri(stage.name)}")
     try:
