@@ -24,7 +24,7 @@ TRANSIENT = re.compile(
     r"NETWORK_CONNECTION|SERVICE_UNAVAILABLE|INTERNAL_FAILURE|THROTTLING|SLOW_DOWN|REQUEST_TIMEOUT|"
     r"REQUEST_TIME_TOO_SKEWED|curlCode|Couldn't connect|Connection refused|Connection reset|connection was reset|"
     r"timed out|Timeout was reached|Empty reply|Broken pipe|HTTP response code 5\d\d|status code 5\d\d|"
-    r"SlowDown|ServiceUnavailable|InternalError|RequestTimeout",
+    r"SlowDown|ServiceUnavailable|InternalError|RequestTimeout|StorageUnavailableError",
     re.IGNORECASE,
 )
 
@@ -92,6 +92,8 @@ def read_bytes(uri: str) -> bytes:
     except OSError as e:
         if "NoSuchKey" in str(e) or "does not exist" in str(e) or "Path does not exist" in str(e):
             raise FileNotFoundError(f"no such file: {uri}") from e
+        if is_transient(e):  # named up front, so callers that keep only a message's start still see it
+            raise StorageUnavailableError(f"{uri}: {e}") from e
         raise
 
 
