@@ -7,6 +7,9 @@ Layout under the output URI (local or ``s3://``)::
     data/part-00000.parquet     corpus rows of input shard 0 (written last: its presence marks the shard done)
     errors/part-00000.parquet   (uri, source, reason) of the files of shard 0 that gave no clips, if any
 
+Read the rows from ``data/`` (``pyarrow.dataset.dataset(f"{output}/data")``): the root also holds the JSON
+files and the errors table, which have other schemas.
+
 A row is one clip; ``id`` is stable (from the source key and the clip start), so reruns and other runs
 over the same data agree on it.
 """
