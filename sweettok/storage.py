@@ -1,16 +1,43 @@
 """One filesystem layer for local paths and ``s3://`` URIs (pyarrow.fs).
 
 S3 is configured as AWS tools do: credentials from the standard environment/credential chain, the region
-from ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, and a custom endpoint (MinIO, moto, ...) from
-``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL``.
+from ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, a custom endpoint (MinIO, moto, ...) from
+``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL``, and the SDK's retries of failed requests (with backoff)
+from ``AWS_MAX_ATTEMPTS`` (default ``DEFAULT_MAX_ATTEMPTS``).
+
+``is_transient`` tells storage faults that a later attempt may not see (connection refused or reset,
+timeouts, throttling, 5xx) from permanent, file-specific ones (missing, access denied, corrupt).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
+
+
+DEFAULT_MAX_ATTEMPTS = 6  # per S3 request, the SDK's standard backoff in between (AWS_MAX_ATTEMPTS overrides)
+# what pyarrow / the AWS SDK / curl say about faults of the service or the network, not of one object
+TRANSIENT = re.compile(
+    r"NETWORK_CONNECTION|SERVICE_UNAVAILABLE|INTERNAL_FAILURE|THROTTLING|SLOW_DOWN|REQUEST_TIMEOUT|"
+    r"REQUEST_TIME_TOO_SKEWED|curlCode|Couldn't connect|Connection refused|Connection reset|connection was reset|"
+    r"timed out|Timeout was reached|Empty reply|Broken pipe|HTTP response code 5\d\d|status code 5\d\d|"
+    r"SlowDown|ServiceUnavailable|InternalError|RequestTimeout|StorageUnavailableError",
+    re.IGNORECASE,
+)
+
+
+class StorageUnavailableError(OSError):
+    """Storage (S3 or a mount) kept failing after every retry: a fault of the service, not of a file."""
+
+
+def is_transient(error: BaseException | str) -> bool:
+    """True for a storage fault that a later attempt may not see; False for missing/denied/corrupt files."""
+    if isinstance(error, (ConnectionError, TimeoutError)):
+        return True
+    return bool(TRANSIENT.search(str(error)))
 
 
 def is_remote(uri: str) -> bool:
@@ -29,6 +56,8 @@ def s3_filesystem(pin_keys: bool = False) -> pafs.S3FileSystem:
         parsed = urlparse(endpoint)
         kwargs["endpoint_override"] = parsed.netloc or parsed.path
         kwargs["scheme"] = parsed.scheme or "https"
+    attempts = int(os.environ.get("AWS_MAX_ATTEMPTS") or DEFAULT_MAX_ATTEMPTS)
+    kwargs["retry_strategy"] = pafs.AwsStandardS3RetryStrategy(max_attempts=max(1, attempts))
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if region:
         kwargs["region"] = region
@@ -63,6 +92,8 @@ def read_bytes(uri: str) -> bytes:
     except OSError as e:
         if "NoSuchKey" in str(e) or "does not exist" in str(e) or "Path does not exist" in str(e):
             raise FileNotFoundError(f"no such file: {uri}") from e
+        if is_transient(e):  # named up front, so callers that keep only a message's start still see it
+            raise StorageUnavailableError(f"{uri}: {e}") from e
         raise
 
 

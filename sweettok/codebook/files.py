@@ -85,6 +85,11 @@ def read_codebook(uri: str) -> Codebook:
     if not storage.exists(storage.join(uri, TENSORS)):
         raise FileNotFoundError(f"{uri} holds no language codebook (no {TENSORS}); build one with `sweettok codebook build`")
     raw = {name: storage.read_bytes(storage.join(uri, name)) for name in (TENSORS, VOCAB, METADATA)}
+    return parse_codebook(raw, uri)
+
+
+def parse_codebook(raw: dict[str, bytes], uri: str) -> Codebook:
+    """A codebook from its files' bytes (e.g. the verified bytes of a bundle); ``uri`` names it in errors."""
     tensors = load_safetensors(raw[TENSORS])
     vocab = Vocabulary.from_json(raw[VOCAB])
     metadata = json.loads(raw[METADATA])

@@ -22,8 +22,6 @@ Letters: b batch, c channels, t frames (t' code frames), h/w grid, d width, e co
 from __future__ import annotations
 
 import math
-import pickle
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +33,7 @@ from torch import Tensor, nn
 
 from sweettok.config import PatchConfig, TeacherConfig
 from sweettok.quantizer import nearest
+from sweettok.safe_load import RELEASE_GLOBALS, load_torch_file
 from sweettok.teacher.base import Teacher
 
 # checkpoint prefixes that belong to training only (GAN, perceptual loss)
@@ -434,13 +433,8 @@ def read_release_state(path: str) -> dict[str, Tensor]:
         from safetensors.torch import load_file
 
         state = load_file(path)
-    else:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:
-            # Lightning checkpoints pickle their hyper-parameters (an argparse Namespace)
-            warnings.warn(f"{path}: not a plain tensor checkpoint; loading it with full unpickling", stacklevel=2)
-            state = torch.load(path, map_location="cpu", weights_only=False)
+    else:  # tensors + the release's allow-listed types only: never unpickles code (sweettok.safe_load)
+        state = load_torch_file(path, RELEASE_GLOBALS)
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

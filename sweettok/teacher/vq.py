@@ -97,7 +97,9 @@ def read_teacher_state(path: str) -> dict[str, Tensor]:
 
         state = load_file(path)
     else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        from sweettok.safe_load import load_torch_file
+
+        state = load_torch_file(path)  # weights_only: never runs code from the file
     if isinstance(state.get("model"), dict):
         state = state["model"]
     if any(k.startswith("teacher.") for k in state):

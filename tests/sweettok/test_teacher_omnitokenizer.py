@@ -99,8 +99,7 @@ def test_paper_size_layout_and_grid_on_meta():
 
 
 def test_strict_load_of_a_release_checkpoint_drops_training_keys(source, checkpoint):
-    with pytest.warns(UserWarning, match="full unpickling"):
-        teacher = OmniTokenizerTeacher(TINY_PATCH, _teacher_config(checkpoint))
+    teacher = OmniTokenizerTeacher(TINY_PATCH, _teacher_config(checkpoint))  # Namespace hyper-params: allow-listed
     assert teacher.arch == SMALL  # read off the weights
     for k, v in source.state_dict().items():
         assert torch.equal(teacher.state_dict()[k], v), k
@@ -119,8 +118,7 @@ def test_strict_load_of_a_release_checkpoint_drops_training_keys(source, checkpo
 def test_sweettokenizer_with_an_omnitokenizer_teacher(checkpoint):
     config = tiny()
     config = dataclasses.replace(config, teacher=_teacher_config(checkpoint))
-    with pytest.warns(UserWarning):
-        model = SweetTokenizer(config)
+    model = SweetTokenizer(config)
     assert isinstance(model.teacher, OmniTokenizerTeacher)
     assert not any(p.requires_grad for p in model.teacher.parameters())
     x = torch.rand(1, 3, 5, 32, 32) - 0.5

@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--files-per-shard", type=int, help="files per output shard (files_per_shard)")
     p.add_argument("--timeout", type=float, help="per-file decode time limit in seconds (decode_timeout_s)")
     p.add_argument("--overwrite", action="store_true", default=None, help="delete the output instead of resuming")
+    p.add_argument("--retry-errors", dest="retry_errors", action="store_true", default=None,
+                   help="redo the shards whose recorded errors were storage faults (S3 outages), not bad files")
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or a local cluster)")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bars")
     p.set_defaults(func=run)
@@ -42,7 +44,8 @@ FLAGS = {  # argparse dest -> dotted setting
     "output": "output", "bundle": "encode.bundle", "preset": "encode.preset", "policy": "clips.policy",
     "stride": "clips.stride", "resize": "clips.resize", "batch_size": "encode.batch_size",
     "actors": "encode.concurrency", "num_gpus": "encode.num_gpus", "files_per_shard": "files_per_shard",
-    "timeout": "decode_timeout_s", "overwrite": "overwrite", "address": "ray_address", "progress": "progress",
+    "timeout": "decode_timeout_s", "overwrite": "overwrite", "retry_errors": "retry_errors",
+    "address": "ray_address", "progress": "progress",
 }
 
 

@@ -7,6 +7,9 @@ Layout under the output URI (local or ``s3://``)::
     data/part-00000.parquet     corpus rows of input shard 0 (written last: its presence marks the shard done)
     errors/part-00000.parquet   (uri, source, reason) of the files of shard 0 that gave no clips, if any
 
+Read the rows from ``data/`` (``pyarrow.dataset.dataset(f"{output}/data")``): the root also holds the JSON
+files and the errors table, which have other schemas.
+
 A row is one clip; ``id`` is stable (from the source key and the clip start), so reruns and other runs
 over the same data agree on it.
 """
@@ -90,9 +93,11 @@ def write_table(table: pa.Table, uri: str) -> None:
 
 def write_shard(output: str, stats: ShardStats, rows: pa.Table, errors: list[dict[str, str]]) -> None:
     """Write one shard's error table (if any) and then its rows, the rows file marking it done."""
+    errors_uri = storage.join(output, ERRORS_DIR, shard_name(stats.shard))
     if errors:
-        write_table(pa.Table.from_pylist(errors, schema=ERROR_SCHEMA),
-                    storage.join(output, ERRORS_DIR, shard_name(stats.shard)))
+        write_table(pa.Table.from_pylist(errors, schema=ERROR_SCHEMA), errors_uri)
+    else:
+        storage.delete(errors_uri)  # an earlier attempt's errors, now read fine
     meta = {SHARD_META_KEY: json.dumps(asdict(stats)).encode()}
     write_table(rows.cast(ROW_SCHEMA).replace_schema_metadata(meta),
                 storage.join(output, DATA_DIR, shard_name(stats.shard)))
@@ -109,6 +114,25 @@ def done_shards(output: str) -> dict[int, str]:
         if shard is not None:
             found[shard] = uri
     return found
+
+
+def shards_with_storage_errors(output: str, done: dict[int, str]) -> list[int]:
+    """Finished shards whose errors table records a storage fault (not a file's own failure)."""
+    from sweettok.storage import is_transient
+
+    errors = storage.join(output, ERRORS_DIR)
+    if not storage.exists(errors):
+        return []
+    found = []
+    for uri in storage.list_files(errors, (".parquet",)):
+        shard = shard_of(uri)
+        if shard in done:
+            fs, path = storage.resolve(uri)
+            table = pq.read_table(path, filesystem=fs, schema=ERROR_SCHEMA)
+            if any(storage.is_remote(u) and is_transient(r) for u, r in zip(table["uri"].to_pylist(),
+                                                                            table["reason"].to_pylist())):
+                found.append(shard)
+    return sorted(found)
 
 
 def read_shard_stats(uri: str) -> ShardStats:

@@ -20,9 +20,13 @@ import numpy as np
 import pyarrow as pa
 
 from sweettok import storage
+from sweettok.storage import StorageUnavailableError
 from sweettok_platform.data.corpus import (ROW_SCHEMA, CorpusCard, ShardStats, check_plan, clip_id, done_shards,
-                                           items_fingerprint, plan_shards, read_shard_stats, write_shard)
+                                           items_fingerprint, plan_shards, read_shard_stats,
+                                           shards_with_storage_errors, write_shard)
 from sweettok_platform.data.decode import TimedDecoder
+from sweettok_platform.data.faults import StorageRetry, decode_with_retries, error_reason, storage_failure
+from sweettok_platform.data.overwrite import clear_corpus
 from sweettok_platform.data.sources import Item, SourceConfig, list_items
 from sweettok_platform.data.tokenizer import EncodeConfig, TokenizerInfo, describe_tokenizer, load_tokenizer
 from sweettok_platform.media import ClipSpec
@@ -44,7 +48,11 @@ class TokenizeConfig:
     max_frame_pixels: int | None = 4096 * 2160  # larger source frames are refused from the header (error row)
     decoder_memory_bytes: int | None = 4 * 2**30  # cap of each decode helper's data segment (None: no cap)
     decode_concurrency: int | None = None  # most decode tasks at once (None: as many as CPUs allow)
-    overwrite: bool = False  # delete the output first instead of resuming it
+    overwrite: bool = False  # delete the output first instead of resuming it (only a corpus this tool wrote)
+    retry_errors: bool = False  # redo the shards whose recorded errors were storage faults
+    storage_retries: int = 4  # re-reads of a file after a storage fault, backoff doubling (after the SDK's)
+    storage_backoff_s: float = 1.0
+    task_retries: int = 2  # then Ray retries the whole decode task this often before the job stops
     progress: bool = True
     ray_address: str | None = None  # None: RAY_ADDRESS or a local cluster
 
@@ -73,10 +81,13 @@ _DECODERS: dict[tuple, TimedDecoder] = {}  # one helper process per worker and c
 
 
 def decode_shard(batch: pa.Table, spec: dict[str, Any], timeout_s: float | None,
-                 limits: dict[str, int | None] | None = None) -> pa.Table:
+                 limits: dict[str, int | None] | None = None, retry: StorageRetry | None = None) -> pa.Table:
     """Shard rows (shard, items JSON) -> (shard, files, meta JSON, frames blob, errors JSON).
 
-    ``limits``: ``max_frame_pixels`` and ``memory_bytes`` of the decoder (``TimedDecoder``)."""
+    ``limits``: ``max_frame_pixels`` and ``memory_bytes`` of the decoder (``TimedDecoder``). Only permanent,
+    file-specific failures become error rows; a storage fault is retried (``retry``) and, if it outlasts the
+    retries, raised as ``StorageUnavailableError`` (the task's own retries come next).
+    """
     limits = limits or {}
     key = (json.dumps(spec, sort_keys=True), timeout_s, json.dumps(limits, sort_keys=True))
     decoder = _DECODERS.get(key) or _DECODERS.setdefault(key, TimedDecoder(ClipSpec(**spec), timeout_s, **limits))
@@ -85,9 +96,9 @@ def decode_shard(batch: pa.Table, spec: dict[str, Any], timeout_s: float | None,
         items = [Item(**d) for d in json.loads(items_json)]
         metas, blobs, errors = [], [], []
         for item in items:
-            result = decoder(item)
+            result = decode_with_retries(decoder, item, retry or StorageRetry())
             if result.error is not None or not result.clips:
-                errors.append({"uri": item.uri, "source": item.key, "reason": result.error or "no clips"})
+                errors.append({"uri": item.uri, "source": item.key, "reason": error_reason(item, result.error)})
                 continue
             for clip in result.clips:
                 frames = np.ascontiguousarray(clip.frames, dtype=np.uint8)  # (t, h, w, c)
@@ -119,7 +130,7 @@ class ShardEncoder:
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         if self.device == "cpu":
             torch.set_num_threads(max(1, int(config.num_cpus)))
-        self.model = load_tokenizer(config).to(self.device)
+        self.model = load_tokenizer(config, expected_hash=tokenizer).to(self.device)  # verified vs plan.json
         self.batch_size = config.batch_size
         self.tokenizer = tokenizer
         self.output = output
@@ -225,7 +236,10 @@ def build_dataset(config: TokenizeConfig, shards: dict[int, list[Item]], spec: C
                         memory=decode_memory(config, spec),
                         fn_kwargs={"spec": asdict(spec), "timeout_s": config.decode_timeout_s,
                                    "limits": {"max_frame_pixels": config.max_frame_pixels,
-                                              "memory_bytes": config.decoder_memory_bytes}}, **remote)
+                                              "memory_bytes": config.decoder_memory_bytes},
+                                   "retry": StorageRetry(attempts=config.storage_retries,
+                                                         backoff_s=config.storage_backoff_s)},
+                        max_retries=config.task_retries, retry_exceptions=[StorageUnavailableError], **remote)
     gpus = config.encode.num_gpus
     if gpus is None:
         gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
@@ -246,13 +260,20 @@ def tokenize_dataset(config: TokenizeConfig, log: Callable[[str], None] = _stder
     items = list_items(config.source)
     if not items:
         raise ValueError(f"{config.source.root}: the {config.source.kind} source lists no files")
-    if config.overwrite:
-        storage.delete(config.output)
+    if config.overwrite:  # only a corpus this tool wrote, only its own files, never an input (data/overwrite.py)
+        src = config.source
+        inputs = [src.root, src.splits_dir, src.annotations, src.synset_mapping, *(it.uri for it in items)]
+        clear_corpus(config.output, [u for u in inputs if u])
     shards = plan_shards(items, config.files_per_shard)
     check_plan(config.output, {"items_sha256": items_fingerprint(items), "files": len(items),
                                "files_per_shard": config.files_per_shard, "shards": len(shards),
                                "tokenizer": info.hash, "clips": asdict(spec)})
     done = done_shards(config.output)
+    if config.retry_errors:
+        redo = shards_with_storage_errors(config.output, done)
+        log(f"tokenize: --retry-errors: {len(redo)} shards recorded storage faults; redoing them")
+        for shard in redo:
+            storage.delete(done.pop(shard))  # not done any more: a crash from here on redoes it again
     with ThreadPoolExecutor(16) as pool:
         stats = dict(zip(done, pool.map(read_shard_stats, done.values())))
     todo = {i: shard for i, shard in enumerate(shards) if i not in done}
@@ -265,10 +286,17 @@ def tokenize_dataset(config: TokenizeConfig, log: Callable[[str], None] = _stder
             ray.init(address=config.ray_address, log_to_driver=False)
         ray.data.DataContext.get_current().enable_progress_bars = config.progress
         progress = Progress(len(todo), log)
-        for row in build_dataset(config, todo, spec, info).iter_rows():
-            shard_stats = ShardStats(**row)
-            stats[shard_stats.shard] = shard_stats
-            progress.update(shard_stats)
+        try:
+            for row in build_dataset(config, todo, spec, info).iter_rows():
+                shard_stats = ShardStats(**row)
+                stats[shard_stats.shard] = shard_stats
+                progress.update(shard_stats)
+        except Exception as e:
+            cause = storage_failure(e)
+            if cause is None:
+                raise
+            raise StorageUnavailableError(f"input storage unavailable, stopping: {cause}; {len(stats) - len(done)} "
+                                          "shards were written, rerun to resume") from e
     seconds = time.perf_counter() - start
     new_clips = sum(stats[i].clips for i in todo if i in stats)
     card = CorpusCard(

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 
 from sweettok import SweetTokenizer, TokenizerConfig, load_bundle, preset, storage
-from sweettok.bundle import read_manifest
+from sweettok.bundle import read_verified
 
 WORDS_FILE = "vocab.json"
 
@@ -41,22 +41,29 @@ def _check(config: EncodeConfig) -> None:
 
 
 def describe_tokenizer(config: EncodeConfig) -> TokenizerInfo:
-    """The tokenizer's config, content hash and words file (reads only the bundle's small files)."""
+    """The tokenizer's config, verified content hash and words file (reads the bundle's files and checks them
+    against its manifest, so a bundle whose files changed never passes as the recorded hash)."""
     _check(config)
     if config.preset is not None:
         return TokenizerInfo(config=preset(config.preset), hash=f"preset:{config.preset}:seed{config.seed}")
-    manifest = read_manifest(config.bundle)
-    model_config = TokenizerConfig.from_dict(json.loads(storage.read_bytes(storage.join(config.bundle, "config.json"))))
+    manifest, files = read_verified(config.bundle)
+    model_config = TokenizerConfig.from_dict(json.loads(files["config.json"]))
     words = storage.join(config.bundle, WORDS_FILE)
-    return TokenizerInfo(config=model_config, hash=manifest["hash"], words_file=words if storage.exists(words) else None)
+    return TokenizerInfo(config=model_config, hash=manifest["hash"], words_file=words if WORDS_FILE in files else None)
 
 
-def load_tokenizer(config: EncodeConfig) -> SweetTokenizer:
-    """The model itself, in eval mode on the CPU."""
+def load_tokenizer(config: EncodeConfig, expected_hash: str | None = None) -> SweetTokenizer:
+    """The model itself, in eval mode on the CPU. A bundle's hash is verified on load; with ``expected_hash``
+    (what a job's plan recorded) a bundle that was re-exported since is refused."""
     import torch
 
     _check(config)
     if config.bundle is not None:
-        return load_bundle(config.bundle)
+        model = load_bundle(config.bundle)
+        if expected_hash is not None and model.bundle_hash != expected_hash:
+            raise ValueError(f"the bundle {config.bundle} now has hash {model.bundle_hash[:12]}, but this job's plan "
+                             f"records {expected_hash[:12]}: it changed since the job started; rerun with the "
+                             "original bundle, or write to a new output")
+        return model
     torch.manual_seed(config.seed)
     return SweetTokenizer(preset(config.preset)).eval()

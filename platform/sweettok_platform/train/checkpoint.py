@@ -4,13 +4,18 @@ A checkpoint directory (one per reported step, ``step_00000040``; Ray Train merg
   ``gen/``                DeepSpeed engine of the tokenizer (model states from rank 0, one ZeRO optimizer
                           partition per rank); ``disc/`` the same for the stage-3 discriminator
   ``weights.safetensors`` rank 0: the EMA weights of the whole tokenizer (next stage / bundle export)
-  ``ema.pt``              rank 0: EMA state (shadow + update count)
+  ``ema.safetensors``     rank 0: EMA shadow weights; ``ema.json`` its decay, warm-up and update count
   ``state.json``          rank 0: stage, step, attempt, world size
   ``data_rank<r>.json``   every rank: its data position (samples consumed)
   ``metrics.jsonl``       rank 0: one row per finished step, so far
+  ``manifest_rank<r>.json`` every rank: size and sha256 of each file it wrote (``verify`` checks them)
   ``committed_rank<r>``   every rank, written to storage after its upload returned: the checkpoint is
                           complete when all ranks' markers exist
 ``<storage_path>/<name>-<stage>/final.json`` marks a finished stage and names its final checkpoint.
+
+Nothing here unpickles: EMA state is safetensors + JSON, and DeepSpeed's engine files are read with
+``weights_only=True`` (``safe_deepspeed_loading``) after ``verify`` found them byte-identical to what was
+committed. A checkpoint that fails verification is skipped for the newest intact one (``integrity.py``).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from sweettok import storage
 
 FINAL = "final.json"
 WEIGHTS = "weights.safetensors"
+EMA_TENSORS, EMA_META = "ema.safetensors", "ema.json"
 
 
 @dataclass(kw_only=True)
@@ -75,7 +81,10 @@ def save_rank_files(
         with open(os.path.join(directory, WEIGHTS), "wb") as f:
             f.write(save_safetensors(weights))
     if ema is not None:
-        torch.save(ema, os.path.join(directory, "ema.pt"))
+        with open(os.path.join(directory, EMA_TENSORS), "wb") as f:
+            f.write(save_safetensors({k: v.contiguous() for k, v in ema["shadow"].items()}))
+        with open(os.path.join(directory, EMA_META), "w") as f:
+            json.dump({k: v for k, v in ema.items() if k != "shadow"}, f)
     if metrics is not None:
         write_jsonl(os.path.join(directory, "metrics.jsonl"), metrics)
 
@@ -95,7 +104,16 @@ def load_position(directory: str, rank: int) -> int:
 
 
 def load_ema(directory: str) -> dict:
-    return torch.load(os.path.join(directory, "ema.pt"), map_location="cpu", weights_only=False)
+    """The EMA state written by ``save_rank_files`` (or a legacy ``ema.pt``, read with ``weights_only=True``)."""
+    if not os.path.exists(os.path.join(directory, EMA_TENSORS)) and os.path.exists(os.path.join(directory, "ema.pt")):
+        from sweettok.safe_load import load_torch_file
+
+        return load_torch_file(os.path.join(directory, "ema.pt"))
+    with open(os.path.join(directory, EMA_META)) as f:
+        state = json.load(f)
+    with open(os.path.join(directory, EMA_TENSORS), "rb") as f:
+        state["shadow"] = load_safetensors(f.read())
+    return state
 
 
 def read_metrics(path: str) -> list[dict[str, Any]]:

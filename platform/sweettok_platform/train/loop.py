@@ -140,35 +140,45 @@ class StageRunner:
 
     # ---- checkpoints --------------------------------------------------------------------------
     def _restore(self) -> None:
-        """Resume from the newest complete checkpoint: Ray's, or a newer committed one on storage."""
+        """Resume from the newest complete checkpoint that verifies (Ray's, or a newer committed one on
+        storage); corrupt ones are skipped with a warning, and no intact one left is an error."""
         import ray.train
 
-        from sweettok import storage
-        from sweettok_platform.train import checkpoint as ck
+        from sweettok_platform.train import integrity
 
-        checkpoint = ray.train.get_checkpoint()
         stage_uri = self.plan.job.stage_uri(self.plan.stage.name)
-        found = ck.latest_committed(stage_uri, self.world)
-        if found is not None and (checkpoint is None or ck.checkpoint_step(found) > ck.checkpoint_step(checkpoint.path)):
-            fs, path = storage.resolve(found)
-            checkpoint = ray.train.Checkpoint(path, filesystem=fs)
-        if checkpoint is None:
-            return
-        with checkpoint.as_directory() as d:
-            state = ck.load_state(d)
-            if state.world_size != self.world:
-                raise ValueError(f"checkpoint {checkpoint.path} was written by {state.world_size} workers, "
-                                 f"this run has {self.world}; ZeRO optimizer partitions do not match")
-            self.engine.load_checkpoint(d, tag="gen")
-            if self.disc is not None:
-                self.disc.load_checkpoint(d, tag="disc")
-            self.loader.seek(ck.load_position(d, self.rank))
-            if self.ema is not None:
-                self.ema.load_state_dict(ck.load_ema(d))
-                self.rows = [r for r in ck.read_metrics(os.path.join(d, "metrics.jsonl")) if r["step"] <= state.step]
-            self.step, self.attempt = state.step, state.attempt + 1
+        skipped = []
+        for checkpoint in integrity.restore_candidates(ray.train.get_checkpoint(), stage_uri, self.world):
+            with checkpoint.as_directory() as d:
+                problem = integrity.verify(d, self.world)
+                if problem is None:
+                    self._load(checkpoint.path, d)
+                    return
+            skipped.append(f"{checkpoint.path}: {problem}")
+            if self.rank == 0:
+                self._log(f"warning: checkpoint {checkpoint.path} fails verification ({problem}); trying an older one")
+        if skipped:
+            raise integrity.CheckpointCorruptError(f"no intact checkpoint to resume from: {'; '.join(skipped)}")
+
+    def _load(self, path: str, d: str) -> None:
+        from sweettok_platform.train import checkpoint as ck
+        from sweettok_platform.train.integrity import safe_deepspeed_loading
+
+        state = ck.load_state(d)
+        if state.world_size != self.world:
+            raise ValueError(f"checkpoint {path} was written by {state.world_size} workers, "
+                             f"this run has {self.world}; ZeRO optimizer partitions do not match")
+        for engine, tag in ((self.engine, "gen"), (self.disc, "disc")):
+            if engine is not None:
+                safe_deepspeed_loading(engine)  # weights_only=True: never unpickles code
+                engine.load_checkpoint(d, tag=tag)
+        self.loader.seek(ck.load_position(d, self.rank))
+        if self.ema is not None:
+            self.ema.load_state_dict(ck.load_ema(d))
+            self.rows = [r for r in ck.read_metrics(os.path.join(d, "metrics.jsonl")) if r["step"] <= state.step]
+        self.step, self.attempt = state.step, state.attempt + 1
         if self.rank == 0:
-            self._log(f"resumed from {checkpoint.path} at step {self.step} (attempt {self.attempt})")
+            self._log(f"resumed from {path} at step {self.step} (attempt {self.attempt})")
             if self.plan.live_metrics:
                 ck.write_jsonl(self.plan.live_metrics, self.rows)
 
@@ -176,6 +186,7 @@ class StageRunner:
         import ray.train
 
         from sweettok_platform.train import checkpoint as ck
+        from sweettok_platform.train import integrity
 
         tmp = tempfile.mkdtemp(prefix=f"sweettok-ckpt-r{self.rank}-")
         try:
@@ -191,6 +202,7 @@ class StageRunner:
                 ema = self.ema.state_dict()
             ck.save_rank_files(tmp, rank=self.rank, state=state, position=self.loader.position,
                                weights=weights, ema=ema, metrics=self.rows if self.rank == 0 else None)
+            integrity.write_manifest(tmp, self.rank)  # sizes + sha256, checked before any resume
             ray.train.report(summary, checkpoint=ray.train.Checkpoint.from_directory(tmp),
                              checkpoint_dir_name=ck.checkpoint_name(self.step))
             ck.mark_committed(self.plan.job.stage_uri(self.plan.stage.name), self.step, self.rank)

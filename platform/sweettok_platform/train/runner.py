@@ -191,9 +191,19 @@ def run_stage(
             worker_runtime_env={"env_vars": env},
         ),
     )
+    from sweettok_platform.train.integrity import drop_stale_ray_snapshot
+
+    if drop_stale_ray_snapshot(config.stage_uri(stage.name)):
+        _log(f"{stage.name}: Ray's run snapshot listed a removed checkpoint; resuming from the checkpoints on storage")
     started = time.perf_counter()
     _log(f"{stage.name}: {stage.steps} steps on {config.num_workers} workers -> {config.stage_uri(stage.name)}")
-    trainer.fit()
+    try:
+        trainer.fit()
+    except Exception as e:  # Ray's "Training failed due to worker errors:" -> the first worker's exception
+        from sweettok_platform.train.integrity import root_cause
+
+        raise RuntimeError(f"{stage.name} failed: {root_cause(e)}") from e
+    _prune(config, stage)
     final = storage.join(config.stage_uri(stage.name), f"step_{stage.steps:08d}")
     if not storage.exists(storage.join(final, ck.WEIGHTS)):
         raise RuntimeError(f"{stage.name} ended without its final checkpoint {final}")
@@ -202,6 +212,14 @@ def run_stage(
     ck.write_final(config.stage_uri(stage.name), result)
     _log(f"{stage.name}: done in {time.perf_counter() - started:.0f} s -> {final}")
     return result
+
+
+def _prune(config: TrainJobConfig, stage: StageConfig) -> None:
+    """keep_checkpoints also across restarts: Ray Train prunes only the checkpoints its current run listed."""
+    from sweettok_platform.train.integrity import prune
+
+    for uri in prune(config.stage_uri(stage.name), config.keep_checkpoints, config.num_workers):
+        _log(f"{stage.name}: removed old checkpoint {uri} (keep_checkpoints={config.keep_checkpoints})")
 
 
 def _write_stage_report(config: TrainJobConfig, stage: StageConfig, result: ck.StageResult, log_dir: str) -> None:
