@@ -68,7 +68,7 @@ def test_ray_job_with_2_actors_equals_the_in_process_loop(ray_cluster, dataset, 
     assert "PSNR" in (out / "card.md").read_text() and (out / "strips.png").stat().st_size > 1000
     # the same clips in one process: same numbers, and the Fréchet statistics merged from 2 actors agree
     local = evaluate(EvalConfig.from_dict(settings(bundle, dataset, tmp_path / "local", in_process=True, i3d=i3d,
-                                                   files_per_shard=3)))
+                                                   files_per_shard=3, decode_timeout_s=None)))
     assert local["per_clip"] == ray_result["per_clip"]
     for key in ("psnr", "ssim", "floor", "codes_used", "perplexity", "usage"):
         assert local[key] == ray_result[key], key
@@ -76,7 +76,8 @@ def test_ray_job_with_2_actors_equals_the_in_process_loop(ray_cluster, dataset, 
 
 
 def test_teacher_only_scores_the_teacher_on_its_own_codes(dataset, bundle, tmp_path) -> None:
-    result = evaluate(EvalConfig.from_dict(settings(bundle, dataset, tmp_path, in_process=True, teacher_only=True)))
+    result = evaluate(EvalConfig.from_dict(settings(bundle, dataset, tmp_path, in_process=True, teacher_only=True,
+                                                    decode_timeout_s=None)))
     assert result["teacher_only"] and result["tokens_per_clip"] == 2 * 4 * 4  # t' x h' x w' for 5x32x32
     assert set(result["codes_used"]) == {"teacher"} and 0 < result["codes_used"]["teacher"] <= 128
     assert result["bits_per_pixel"] == pytest.approx(32 * 7 / (5 * 32 * 32))
@@ -98,7 +99,7 @@ def test_cli_refuses_a_requested_metric_without_weights_before_any_work(dataset,
 def test_cli_eval_with_config_and_set(dataset, tmp_path, capsys) -> None:
     job = tmp_path / "job.yaml"
     job.write_text(f"source: {{kind: folders, root: {dataset}}}\npreset: tiny\noutput: {tmp_path / 'x'}\n"
-                   "clips: {policy: center}\nstrips: false\n")
+                   "clips: {policy: center}\nstrips: false\ndecode_timeout_s: null\n")
     assert main(["eval", "--config", str(job), "--set", "in_process=true", "--limit", "2"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["clips"] == 2 and summary["tokens_per_clip"] == 24
@@ -120,3 +121,18 @@ def test_eval_fvd_scores_two_directories(dataset, real_videos, i3d, tmp_path, ca
     assert apart["fvd"] > 1e-3 and apart["i3d_layout"] == "torchscript" and apart["weights"]["i3d"]["sha256"]
     assert main(["eval", "fvd", "--real", str(real), "--fake", str(other)]) == 1
     assert "set i3d" in capsys.readouterr().err
+
+
+def test_images_are_one_frame_clips_with_spatial_tokens_only(real_video, bundle, tmp_path) -> None:
+    from sweettok_platform.data.samples import frames_of
+    from sweettok_platform.media import write_media
+
+    frames = frames_of(real_video)
+    for i in range(3):
+        (tmp_path / "images" / "bikes").mkdir(parents=True, exist_ok=True)
+        write_media(frames[i * 10 : i * 10 + 1], str(tmp_path / "images" / "bikes" / f"{i}.png"))
+    result = evaluate(EvalConfig.from_dict({"bundle": bundle, "source": {"kind": "folders", "root": str(tmp_path / "images")},
+                                            "output": str(tmp_path / "out"), "in_process": True, "strips": False,
+                                            "decode_timeout_s": None}))
+    assert result["clips"] == 3 and result["tokens_per_clip"] == 8 and result["codes_used"]["temporal"] == 0
+    assert result["bits_per_pixel"] == pytest.approx(8 * 8 / (32 * 32)) and "rfvd" not in result

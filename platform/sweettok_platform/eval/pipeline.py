@@ -31,7 +31,7 @@ def score_decoded(scorer: ClipScorer, row: dict[str, Any]) -> dict[str, Any]:
     """One decoded shard row -> its result row: shard, files, clips (JSON records), errors (JSON), partial."""
     metas, clips = unpack_clips(row["meta"], row["frames"])
     records, partial = scorer.score(clips)
-    out = [{"key": m["source"], "clip_start": m["clip_start"], "label": m["label"], **r} for m, r in zip(metas, records)]
+    out = [{"key": m["source"], "clip_start": m["clip_start"], "frames": m["num_frames"], **r} for m, r in zip(metas, records)]
     return {"shard": row["shard"], "files": row["files"], "clips": json.dumps(out), "errors": row["errors"],
             "partial": pickle.dumps(partial, protocol=pickle.HIGHEST_PROTOCOL)}
 

@@ -52,6 +52,10 @@ def _mean(values: list[float]) -> float:
     return round(sum(values) / len(values), 6) if values else float("nan")
 
 
+def _whole(x: float) -> float | int:
+    return int(x) if float(x).is_integer() else x
+
+
 def evaluate(config: EvalConfig, log: Callable[[str], None] = _stderr) -> dict[str, Any]:
     """Score ``config``'s tokenizer on its source; writes ``eval.json`` + ``card.md`` to ``config.output`` and
     returns the ``eval.json`` dict (means over clips, per-clip rows, conventions, weight hashes, errors)."""
@@ -108,21 +112,21 @@ def evaluate(config: EvalConfig, log: Callable[[str], None] = _stderr) -> dict[s
 def summarize(config: EvalConfig, info, spec, clips: list[dict], errors: list[dict], partial,
               uris: dict[str, str]) -> dict[str, Any]:
     """The eval.json dict."""
-    frames, pixels = spec.frames, spec.height * spec.width
     sizes = {k: len(v) for k, v in partial.codes.counts.items()}
-    if config.teacher_only:
-        from sweettok.teacher.base import Teacher  # noqa: F401  (the teacher's grid: t' x h' x w')
+    patch = info.config.patch
+    h_grid, w_grid = patch.grid
 
-        t_grid = 1 + (frames - 1) // info.config.patch.p_t
-        h_grid, w_grid = info.config.patch.grid
-        per_branch = {"teacher": t_grid * h_grid * w_grid}
-    else:
-        per_branch = {"spatial": info.config.spatial_queries, "temporal": info.config.temporal_queries}
-    if frames == 1:  # images: the spatial tokens (or one teacher frame) only
-        per_branch = {k: v for k, v in per_branch.items() if k != "temporal"}
+    def tokens(frames: int) -> dict[str, int]:
+        """Tokens per branch of one clip: images (1 frame) carry the spatial tokens / one teacher frame only."""
         if config.teacher_only:
-            per_branch = {"teacher": info.config.patch.grid[0] * info.config.patch.grid[1]}
-    bits = sum(n * math.log2(sizes[k]) for k, n in per_branch.items())
+            return {"teacher": (1 + (frames - 1) // patch.p_t) * h_grid * w_grid}
+        if frames == 1:
+            return {"spatial": info.config.spatial_queries}
+        return {"spatial": info.config.spatial_queries, "temporal": info.config.temporal_queries}
+
+    per_clip_tokens = [tokens(c["frames"]) for c in clips]
+    bits = [sum(n * math.log2(sizes[k]) for k, n in t.items()) / (c["frames"] * spec.height * spec.width)
+            for t, c in zip(per_clip_tokens, clips)]
     result: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "bundle": config.bundle, "preset": config.preset, "bundle_hash": info.hash,
@@ -131,10 +135,10 @@ def summarize(config: EvalConfig, info, spec, clips: list[dict], errors: list[di
         "clips": len(clips), "files": len({c["key"] for c in clips}) + len(errors),
         "psnr": _mean([c["psnr"] for c in clips]), "ssim": _mean([c["ssim"] for c in clips]),
         "floor": {"psnr": _mean([c["floor_psnr"] for c in clips]), "ssim": _mean([c["floor_ssim"] for c in clips])},
-        "tokens_per_clip": sum(per_branch.values()),
+        "tokens_per_clip": _whole(_mean([sum(t.values()) for t in per_clip_tokens])),
         "codes_used": partial.codes.used(), "codebook_size": sizes, "usage": partial.codes.usage(),
         "perplexity": partial.codes.perplexity(),
-        "bits_per_pixel": round(bits / (frames * pixels), 6),
+        "bits_per_pixel": _mean(bits),
     }
     notes = {}
     if "lpips" in clips[0]:
