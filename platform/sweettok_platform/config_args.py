@@ -43,3 +43,17 @@ def load_settings(args: argparse.Namespace) -> dict[str, Any]:
             raise ValueError(f"{args.config}: expected a mapping of settings at the top level")
         settings = loaded
     return merge(settings, parse_set(getattr(args, "overrides", []) or []))
+
+
+def flag_settings(args: argparse.Namespace, flag_map: dict[str, str]) -> dict[str, Any]:
+    """The flags that were given, as nested settings: ``flag_map`` is argparse dest -> dotted setting."""
+    flags: dict[str, Any] = {}
+    for dest, key in flag_map.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            node = flags
+            *parents, leaf = key.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+    return flags

@@ -1,0 +1,92 @@
+"""``sweettok eval``: score a tokenizer bundle on a dataset (Ray Data); ``sweettok eval fvd``: FVD of two
+video directories."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from sweettok_platform.config_args import add_config_args, flag_settings, load_settings, merge
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval", help="score a tokenizer (PSNR, SSIM, codebook usage; LPIPS, rFVD, rFID with weights)",
+        description="Score a tokenizer bundle on UCF-101, Kinetics, ImageNet, class folders or a manifest (local or "
+                    "s3://); writes eval.json and card.md. `sweettok eval fvd --real DIR --fake DIR --i3d W` scores "
+                    "two video directories.",
+    )
+    p.add_argument("action", nargs="?", choices=["fvd"], help="fvd: FVD between --real and --fake video directories")
+    add_config_args(p)
+    p.add_argument("--source", dest="kind", choices=["ucf101", "kinetics", "imagenet", "folders", "manifest"],
+                   help="dataset layout (source.kind)")
+    p.add_argument("--root", help="dataset directory, or the manifest file (source.root)")
+    p.add_argument("--split", help="ucf101: train/test; kinetics: the CSV's split (source.split)")
+    p.add_argument("--limit", type=int, help="only the first N files (source.limit; fvd: videos per side)")
+    p.add_argument("-o", "--output", help="directory for eval.json and card.md (local or s3://)")
+    p.add_argument("--bundle", help="tokenizer bundle (default: the shipped bundle)")
+    p.add_argument("--preset", choices=["paper", "small", "tiny"], help="untrained preset instead of a bundle")
+    p.add_argument("--policy", choices=["center", "random", "windows"], help="clips per video (clips.policy)")
+    p.add_argument("--stride", type=int, help="frames between window starts (clips.stride)")
+    p.add_argument("--resize", choices=["squash", "crop"], help="squash (default) or short side + centre crop")
+    p.add_argument("--teacher-only", dest="teacher_only", action="store_true", default=None,
+                   help="score the bundle's teacher alone (its own codes)")
+    p.add_argument("--i3d", help="I3D weights: i3d_torchscript.pt (StyleGAN-V) or i3d_pretrained_400.pt (VideoGPT)")
+    p.add_argument("--inception", help="Inception weights: pytorch-fid pt_inception-2015-12-05-*.pth")
+    p.add_argument("--lpips-vgg", dest="lpips_vgg", help="torchvision VGG16 weights (vgg16-397923af.pth) for LPIPS")
+    p.add_argument("--metrics", help="comma list of weighted metrics that must run: lpips,rfvd,rfid")
+    p.add_argument("--batch-size", type=int, help="clips per forward pass")
+    p.add_argument("--actors", type=int, help="scoring actors")
+    p.add_argument("--num-gpus", type=float, help="GPUs per actor (default: 1 if the cluster has GPUs)")
+    p.add_argument("--files-per-shard", type=int, help="files per unit of work")
+    p.add_argument("--timeout", type=float, help="per-file decode time limit in seconds (decode_timeout_s)")
+    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or a local cluster)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bars")
+    p.add_argument("--real", help="fvd: directory (or s3:// prefix) of real videos")
+    p.add_argument("--fake", help="fvd: directory (or s3:// prefix) of generated videos")
+    p.add_argument("--frames", type=int, help="fvd: frames per clip (default 17)")
+    p.add_argument("--resolution", type=int, help="fvd: frames squashed to this size first (default 256)")
+    p.set_defaults(func=run)
+
+
+FLAGS = {  # argparse dest -> dotted setting
+    "kind": "source.kind", "root": "source.root", "split": "source.split", "limit": "source.limit",
+    "output": "output", "bundle": "bundle", "preset": "preset", "policy": "clips.policy", "stride": "clips.stride",
+    "resize": "clips.resize", "teacher_only": "teacher_only", "i3d": "i3d", "inception": "inception",
+    "lpips_vgg": "lpips_vgg", "metrics": "metrics", "batch_size": "batch_size", "actors": "actors",
+    "num_gpus": "num_gpus", "files_per_shard": "files_per_shard", "timeout": "decode_timeout_s",
+    "address": "ray_address", "progress": "progress",
+}
+
+
+def settings_from_args(args: argparse.Namespace) -> dict:
+    """YAML, then flags, then ``--set`` overrides (the last wins); --bundle and --preset replace each other."""
+    flags = flag_settings(args, FLAGS)
+    base = load_settings(argparse.Namespace(config=args.config, overrides=[]))  # the YAML alone
+    settings = merge(base, flags)
+    if flags.get("bundle"):
+        settings.pop("preset", None)
+    if flags.get("preset"):
+        settings.pop("bundle", None)
+    return merge(settings, load_settings(argparse.Namespace(config=None, overrides=args.overrides)))
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "fvd":
+        from sweettok_platform.eval.fvd import FVDConfig, fvd_dirs
+
+        if not args.real or not args.fake:
+            raise ValueError("eval fvd needs --real DIR_OR_URI and --fake DIR_OR_URI")
+        extra = {k: getattr(args, k) for k in ("frames", "resolution", "limit", "batch_size") if getattr(args, k)}
+        result = fvd_dirs(FVDConfig(real=args.real, fake=args.fake, i3d=args.i3d, **extra))
+        print(json.dumps(result))
+        return 0
+    from sweettok_platform.eval import EvalConfig, evaluate
+
+    result = evaluate(EvalConfig.from_dict(settings_from_args(args)))
+    summary = {k: result[k] for k in ("psnr", "ssim", "floor", "tokens_per_clip", "codes_used", "bits_per_pixel",
+                                      "clips", "bundle_hash") if k in result}
+    summary.update({k: result[k] for k in ("lpips", "rfvd", "rfid") if k in result})
+    summary["errors"] = len(result["errors"])
+    print(json.dumps(summary))
+    return 0

@@ -1,0 +1,89 @@
+"""The eval job on Ray Data: shards of files -> decode (the tokenize CPU tasks, same per-file time limit
+and errors) -> an actor pool of ``ClipScorer`` -> one result row per shard, merged by the driver."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from dataclasses import asdict
+from typing import Any, Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from sweettok_platform.data.pipeline import decode_memory, decode_shard, storage_env
+from sweettok_platform.eval.scorer import ClipScorer, ScorerConfig
+from sweettok_platform.media import ClipSpec
+
+
+def unpack_clips(meta_json: str, blob: bytes) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
+    """A decoded shard's (meta JSON, frames blob) -> clip metas and uint8 clips (t, h, w, c)."""
+    metas = json.loads(meta_json)
+    clips, offset = [], 0
+    for m in metas:
+        size = int(np.prod(m["shape"]))
+        clips.append(np.frombuffer(blob, np.uint8, size, offset).reshape(m["shape"]))
+        offset += size
+    return metas, clips
+
+
+def score_decoded(scorer: ClipScorer, row: dict[str, Any]) -> dict[str, Any]:
+    """One decoded shard row -> its result row: shard, files, clips (JSON records), errors (JSON), partial."""
+    metas, clips = unpack_clips(row["meta"], row["frames"])
+    records, partial = scorer.score(clips)
+    out = [{"key": m["source"], "clip_start": m["clip_start"], "frames": m["num_frames"], **r} for m, r in zip(metas, records)]
+    return {"shard": row["shard"], "files": row["files"], "clips": json.dumps(out), "errors": row["errors"],
+            "partial": pickle.dumps(partial, protocol=pickle.HIGHEST_PROTOCOL)}
+
+
+class ShardScorer:
+    """The actor: loads the tokenizer and metric networks once, scores decoded shards."""
+
+    def __init__(self, scorer: dict[str, Any]) -> None:
+        self.scorer = ClipScorer(ScorerConfig(**scorer))
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        rows = [score_decoded(self.scorer, row) for row in batch.to_pylist()]
+        return pa.table({"shard": pa.array([r["shard"] for r in rows], pa.int64()),
+                         "files": pa.array([r["files"] for r in rows], pa.int64()),
+                         "clips": [r["clips"] for r in rows], "errors": [r["errors"] for r in rows],
+                         "partial": pa.array([r["partial"] for r in rows], pa.large_binary())})
+
+
+def run_ray(shards: dict[int, list], spec: ClipSpec, scorer: ScorerConfig, *, actors: int, num_gpus: float | None,
+            num_cpus: float, files_per_shard: int, timeout_s: float | None, decode_concurrency: int | None,
+            progress: bool, ray_address: str | None) -> Iterator[dict[str, Any]]:
+    """Result rows of the shards, in completion order."""
+    import ray
+
+    from sweettok_platform.data.pipeline import TokenizeConfig
+    from sweettok_platform.data.sources import SourceConfig
+
+    if not ray.is_initialized():
+        ray.init(address=ray_address, log_to_driver=False)
+    ray.data.DataContext.get_current().enable_progress_bars = progress
+    env = storage_env()
+    remote = {"runtime_env": {"env_vars": env}} if env else {}
+    rows = [{"shard": i, "items": json.dumps([it.to_dict() for it in items])} for i, items in shards.items()]
+    ds = ray.data.from_items(rows, override_num_blocks=len(rows))
+    sizing = TokenizeConfig(source=SourceConfig(), output="-", files_per_shard=files_per_shard)  # for its memory
+    ds = ds.map_batches(decode_shard, batch_size=1, batch_format="pyarrow",
+                        compute=ray.data.TaskPoolStrategy(size=decode_concurrency), num_cpus=1,
+                        memory=decode_memory(sizing, spec), fn_kwargs={"spec": asdict(spec), "timeout_s": timeout_s},
+                        **remote)
+    gpus = num_gpus if num_gpus is not None else (1 if ray.cluster_resources().get("GPU", 0) > 0 else 0)
+    resources = {"num_gpus": gpus} if gpus else {"num_cpus": num_cpus}
+    ds = ds.map_batches(ShardScorer, batch_size=1, batch_format="pyarrow",
+                        compute=ray.data.ActorPoolStrategy(size=actors),
+                        fn_constructor_kwargs={"scorer": asdict(scorer)}, **resources, **remote)
+    yield from ds.iter_rows()
+
+
+def run_local(shards: dict[int, list], spec: ClipSpec, scorer: ScorerConfig,
+              timeout_s: float | None) -> Iterator[dict[str, Any]]:
+    """The same stages in this process, one shard after the other (no Ray)."""
+    model = ClipScorer(scorer)
+    for i, items in shards.items():
+        batch = pa.table({"shard": [i], "items": [json.dumps([it.to_dict() for it in items])]})
+        decoded = decode_shard(batch, asdict(spec), timeout_s).to_pylist()[0]
+        yield score_decoded(model, decoded)

@@ -1,0 +1,166 @@
+"""Scoring clips with a tokenizer, in one process: the unit of work the eval actors (and the in-process
+baseline) run. Plain PyTorch; no Ray here.
+
+A clip goes in as uint8 frames ``(t, h, w, c)``; the scorer encodes and decodes it (or, with
+``teacher_only``, runs the teacher on its own codes), and returns per-clip metrics and a ``Partial``: the
+code histograms and Fréchet statistics of the batch, which add up exactly across batches and actors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from einops import rearrange
+
+from sweettok import from_uint8, to_uint8
+from sweettok.metrics import CodeCounts, FeatureStats, frame_psnr, frame_ssim, mean_colour
+from sweettok_platform.data.tokenizer import EncodeConfig, load_tokenizer
+
+
+@dataclass
+class Partial:
+    """Sums over some clips, merged by ``+`` (in a fixed order, so reruns give the same float sums)."""
+
+    codes: CodeCounts
+    features: dict[str, FeatureStats] = field(default_factory=dict)  # "rfvd_real", "rfvd_fake", "rfid_..."
+
+    def __add__(self, other: "Partial") -> "Partial":
+        return Partial(self.codes + other.codes, {k: v + other.features[k] for k, v in self.features.items()})
+
+
+def local_weights(uri: str) -> str:
+    """A local path for a weights file given as a path or ``s3://`` URI (remote files are cached in /tmp)."""
+    from sweettok import storage
+
+    if not storage.is_remote(uri):
+        if not os.path.isfile(uri):
+            raise FileNotFoundError(f"weights file not found: {uri}")
+        return uri
+    path = os.path.join(tempfile.gettempdir(), "sweettok-weights",
+                        hashlib.sha256(uri.encode()).hexdigest()[:16] + "-" + uri.rsplit("/", 1)[-1])
+    if not os.path.isfile(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        data = storage.read_bytes(uri)
+        with open(path + ".part", "wb") as f:
+            f.write(data)
+        os.replace(path + ".part", path)
+    return path
+
+
+def file_sha256(uri: str) -> str:
+    h = hashlib.sha256()
+    with open(local_weights(uri), "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(kw_only=True)
+class ScorerConfig:
+    """What a scorer needs: the tokenizer, the mode, and the weight files of the optional metrics."""
+
+    bundle: str | None = None
+    preset: str | None = None
+    seed: int = 0
+    teacher_only: bool = False
+    batch_size: int = 8
+    lpips_vgg: str | None = None
+    i3d: str | None = None
+    inception: str | None = None
+    threads: int | None = None  # torch threads on CPU (None: leave as is)
+
+
+class ClipScorer:
+    """Loads the tokenizer and the metric networks once; ``score(clips)`` -> (per-clip records, Partial)."""
+
+    def __init__(self, config: ScorerConfig) -> None:
+        self.config = config
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        if self.device == "cpu" and config.threads:
+            torch.set_num_threads(config.threads)
+        model = load_tokenizer(EncodeConfig(bundle=config.bundle, preset=config.preset, seed=config.seed))
+        self.model = model.to(self.device).eval()
+        self.lpips = self.i3d = self.inception = None
+        if config.lpips_vgg:
+            from sweettok.metrics.lpips_vgg import load_lpips
+
+            self.lpips = load_lpips(local_weights(config.lpips_vgg)).to(self.device)
+        if config.i3d:
+            from sweettok.metrics.i3d import load_i3d
+
+            self.i3d = load_i3d(local_weights(config.i3d)).to(self.device)
+        if config.inception:
+            from sweettok.metrics.inception import load_inception
+
+            self.inception = load_inception(local_weights(config.inception)).to(self.device)
+
+    # ---- the tokenizer's view ----------------------------------------------------------------------
+    def code_sizes(self) -> dict[str, int]:
+        if self.config.teacher_only:
+            return {"teacher": int(self.model.teacher.codebook.shape[0])}
+        return {"spatial": self.model.quantizer.size("spatial"), "temporal": self.model.quantizer.size("temporal")}
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> tuple[dict[str, np.ndarray], torch.Tensor]:
+        """Pixels (b, c, t, h, w) in [-0.5, 0.5] -> ({branch: ids (b, n)}, reconstruction uint8 (b, c, t, h, w))."""
+        if self.config.teacher_only:
+            codes = self.model.teacher.encode_codes(x)  # (b, t', h', w')
+            pixels = self.model.teacher.decode_codes(codes)
+            ids = {"teacher": codes.flatten(1).cpu().numpy()}
+        else:
+            tokens = self.model.encode(x)  # (b, N_s [+ N_t])
+            pixels = self.model.decode_ids(tokens)
+            n_s = self.model.num_spatial
+            ids = {"spatial": tokens[:, :n_s].cpu().numpy(), "temporal": tokens[:, n_s:].cpu().numpy()}
+        return ids, to_uint8(pixels)
+
+    # ---- scoring -------------------------------------------------------------------------------------
+    def empty(self) -> Partial:
+        features = {}
+        if self.i3d is not None:
+            features.update(rfvd_real=FeatureStats.empty(self.i3d.dim), rfvd_fake=FeatureStats.empty(self.i3d.dim))
+        if self.inception is not None:
+            features.update(rfid_real=FeatureStats.empty(self.inception.dim),
+                            rfid_fake=FeatureStats.empty(self.inception.dim))
+        return Partial(CodeCounts.empty(self.code_sizes()), features)
+
+    @torch.no_grad()
+    def score_batch(self, frames: np.ndarray, partial: Partial) -> list[dict[str, float]]:
+        """uint8 clips (b, t, h, w, c) of one shape -> per-clip metrics; adds the batch's sums to ``partial``."""
+        real = rearrange(torch.from_numpy(frames).to(self.device), "b t h w c -> b c t h w")
+        ids, fake = self.reconstruct(from_uint8(real))
+        for branch, values in ids.items():
+            partial.codes.add(branch, values)
+        floor = mean_colour(real)
+        out = {"psnr": frame_psnr(real, fake).mean(1), "ssim": frame_ssim(real, fake).mean(1),
+               "floor_psnr": frame_psnr(real, floor).mean(1), "floor_ssim": frame_ssim(real, floor).mean(1)}
+        if self.lpips is not None:
+            out["lpips"] = self.lpips(from_uint8(real), from_uint8(fake)).double()
+        if self.i3d is not None and real.shape[2] > 1:
+            partial.features["rfvd_real"].add(self.i3d(real))
+            partial.features["rfvd_fake"].add(self.i3d(fake))
+        if self.inception is not None:
+            partial.features["rfid_real"].add(self.inception(rearrange(real, "b c t h w -> (b t) c h w")))
+            partial.features["rfid_fake"].add(self.inception(rearrange(fake, "b c t h w -> (b t) c h w")))
+        return [{k: float(v[i]) for k, v in out.items()} for i in range(real.shape[0])]
+
+    def score(self, clips: list[np.ndarray]) -> tuple[list[dict[str, float]], Partial]:
+        """uint8 clips (t, h, w, c) -> per-clip metrics (in input order) and the sums; batched by shape."""
+        partial = self.empty()
+        records: list = [None] * len(clips)
+        groups: dict[tuple, list[int]] = {}
+        for i, clip in enumerate(clips):
+            groups.setdefault(clip.shape, []).append(i)
+        for shape in sorted(groups):
+            indices = groups[shape]
+            for k in range(0, len(indices), self.config.batch_size):
+                chunk = indices[k : k + self.config.batch_size]
+                batch = np.stack([clips[i] for i in chunk])
+                for i, record in zip(chunk, self.score_batch(batch, partial)):
+                    records[i] = record
+        return records, partial
