@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the encode/decode HTTP endpoint (Ray Serve)",
                        description="Serve POST /v1/encode and /v1/decode (OpenAPI at /docs) until Ctrl-C.")
     model = p.add_mutually_exclusive_group()
-    model.add_argument("--bundle", metavar="URI", help="tokenizer bundle (local or s3://)")
+    model.add_argument("--bundle", metavar="URI",
+                       help="tokenizer bundle (local or s3://); default: the shipped small-study bundle")
     model.add_argument("--preset", choices=["paper", "small", "tiny"], help="a preset with seeded fresh weights")
     p.add_argument("--seed", type=int, help="initialisation seed with --preset")
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
@@ -51,6 +52,10 @@ def build_config(args: argparse.Namespace) -> ServeConfig:
     settings.update({k: v for k, v in flags.items() if v is not None})
     if args.bundle:
         settings.pop("preset", None)
+    if not settings.get("bundle") and not settings.get("preset"):  # neither given: the shipped bundle
+        from sweettok_platform.pretrained import default_bundle
+
+        settings["bundle"] = default_bundle()
     return ServeConfig.from_dict(settings)
 
 

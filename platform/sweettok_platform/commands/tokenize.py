@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", help="ucf101: train/test; kinetics: the CSV's split (source.split)")
     p.add_argument("--limit", type=int, help="only the first N files (source.limit)")
     p.add_argument("-o", "--output", help="corpus directory to write (local or s3://)")
-    p.add_argument("--bundle", help="tokenizer bundle (encode.bundle)")
+    p.add_argument("--bundle", help="tokenizer bundle (encode.bundle); default: the shipped small-study bundle")
     p.add_argument("--preset", choices=["paper", "small", "tiny"], help="untrained preset instead of a bundle")
     p.add_argument("--policy", choices=["center", "random", "windows"], help="clips per video (clips.policy)")
     p.add_argument("--stride", type=int, help="frames between window starts (clips.stride)")
@@ -69,7 +69,13 @@ def settings_from_args(args: argparse.Namespace) -> dict:
         settings.get("encode", {}).pop("preset", None)
     if flags.get("encode", {}).get("preset"):
         settings.get("encode", {}).pop("bundle", None)
-    return merge(settings, load_settings(argparse.Namespace(config=None, overrides=overrides)))
+    settings = merge(settings, load_settings(argparse.Namespace(config=None, overrides=overrides)))
+    encode = settings.setdefault("encode", {})
+    if not encode.get("bundle") and not encode.get("preset"):  # neither given: the shipped bundle
+        from sweettok_platform.pretrained import default_bundle
+
+        encode["bundle"] = default_bundle()
+    return settings
 
 
 def run(args: argparse.Namespace) -> int:
