@@ -165,12 +165,14 @@ def teacher_bundle(workdir: Path, teacher: str, preset: str, codebook_uri: str) 
 # ---- scoring ----------------------------------------------------------------------------------------
 def score(bundle: str, heldout: Path, out: Path, teacher_only: bool = False) -> dict[str, Any]:
     """PSNR / SSIM / codebook usage of ``bundle`` on every 9-frame window of the held-out video, by
-    ``sweettok eval`` (its Python entry point), with the per-clip mean-colour floor."""
+    ``sweettok eval`` (its Python entry point, scoring in this process: 13 clips do not need a Ray job),
+    with the per-clip mean-colour floor."""
     from sweettok_platform.eval import EvalConfig, evaluate
 
     return evaluate(EvalConfig.from_dict({
         "bundle": bundle, "source": {"kind": "folders", "root": str(heldout)},
-        "clips": {"policy": "windows"}, "output": str(out), "teacher_only": teacher_only, "actors": 1,
+        "clips": {"policy": "windows"}, "output": str(out), "teacher_only": teacher_only, "in_process": True,
+        "progress": False,
     }))
 
 
@@ -281,13 +283,16 @@ def write_report(records: list[dict[str, Any]], refs: dict[str, Any], out_md: Pa
         "  DeepSpeed ZeRO-2, 2 CPU workers of batch 4). Stage 3 has no perceptual term (no VGG16 weights here).",
         "- One stage-0 teacher (192 codes per clip from 512) is trained once and shared by every run (`init_prefix:",
         "  teacher.`), so runs differ only in what they ablate and in their seed.",
-        "- Scored with `sweettok eval` (PSNR and SSIM per frame on 8-bit pixels, averaged per clip, then over clips).",
+        "- Scored with `sweettok eval` (PSNR and SSIM per frame on 8-bit pixels, averaged per clip, then over clips;",
+        "  codes used = distinct ids over the held-out clips). rFVD/rFID/LPIPS need weights that cannot be had here.",
         "",
         "## References on the held-out clips", "",
         "| reference | tokens per clip | PSNR (dB) | SSIM |", "|---|---|---|---|",
         f"| teacher alone (its own codes) | {teacher['tokens_per_clip']} | {teacher['psnr']:.2f} | {teacher['ssim']:.3f} |",
         f"| per-clip mean colour (floor) | - | {floor['psnr']:.2f} | {floor['ssim']:.3f} |", "",
         "## Runs", "",
+        "Mean ± sample standard deviation over seeds. Wall seconds include Ray/DeepSpeed start-up per stage and",
+        "depend on the machine's load: these runs shared the 2 cores with other work.", "",
         "| variant | what it changes | tokens | PSNR (dB) | SSIM | spatial codes used | temporal codes used | wall s |",
         "|---|---|---|---|---|---|---|---|",
     ]

@@ -26,17 +26,24 @@ def _param(*shape: int) -> nn.Parameter:
     return nn.Parameter(torch.randn(*shape) * 0.02)
 
 
-class Decoder(nn.Module):
+class LatentInputs(nn.Module):
+    """What every decoder reads: the quantized latents projected to the width, with their positions."""
+
+    def __init__(self, patch: PatchConfig, width: int, spatial_queries: int, latent_dim: int) -> None:
+        super().__init__()
+        self.grid = patch.grid
+        self.from_latent_s = nn.Linear(latent_dim, width)
+        self.from_latent_t = nn.Linear(latent_dim, width)
+        self.pos_latent_s = _param(spatial_queries, width)
+        self.pos_latent_t = _param(patch.positions, width)
+
+
+class Decoder(LatentInputs):
     """The paper's two-step decoder: quantized latents -> canvas (b, 1 + k, h', w', d), (b, 1, h', w', d) for images."""
 
     def __init__(self, patch: PatchConfig, config: DecoderConfig, spatial_queries: int, latent_dim: int) -> None:
-        super().__init__()
+        super().__init__(patch, config.width, spatial_queries, latent_dim)
         d, p, k = config.width, patch.positions, patch.temporal_steps
-        self.grid = patch.grid
-        self.from_latent_s = nn.Linear(latent_dim, d)
-        self.from_latent_t = nn.Linear(latent_dim, d)
-        self.pos_latent_s = _param(spatial_queries, d)
-        self.pos_latent_t = _param(p, d)
         self.canvas = _param(p, d)  # Omega_m, the mask tokens
         self.pos_time = _param(1 + k, d)
         self.spatial = CQAE(d, config.heads, config.spatial_layers, config.mlp_ratio)
@@ -73,17 +80,12 @@ def temporal_slots(spatial_layers: int, temporal_layers: int) -> list[int]:
     return [round((j + 1) * spatial_layers / temporal_layers) - 1 for j in range(temporal_layers)]
 
 
-class InterleavedDecoder(nn.Module):
+class InterleavedDecoder(LatentInputs):
     """The release's layout: quantized latents -> canvas (b, 1 + k, h', w', d), (b, 1, h', w', d) for images."""
 
     def __init__(self, patch: PatchConfig, config: DecoderConfig, spatial_queries: int, latent_dim: int) -> None:
-        super().__init__()
+        super().__init__(patch, config.width, spatial_queries, latent_dim)
         d, p, k = config.width, patch.positions, patch.temporal_steps
-        self.grid = patch.grid
-        self.from_latent_s = nn.Linear(latent_dim, d)
-        self.from_latent_t = nn.Linear(latent_dim, d)
-        self.pos_latent_s = _param(spatial_queries, d)
-        self.pos_latent_t = _param(p, d)
         self.canvas = _param(p, d)
         self.pos_time = _param(1 + k, d)
         self.spatial = Blocks(d, config.heads, config.spatial_layers, config.mlp_ratio)

@@ -17,6 +17,7 @@ from einops import rearrange, repeat
 from torch import Tensor, nn
 
 from sweettok.config import DecoderConfig, PatchConfig, TransformerConfig
+from sweettok.decoder import LatentInputs
 from sweettok.layers import CQAE
 from sweettok.patchify import Patchify
 
@@ -51,17 +52,12 @@ class FlatEncoder(nn.Module):
         return self.to_latent_s(z[:, : self.n_s]), self.to_latent_t(z[:, self.n_s :])
 
 
-class FlatDecoder(nn.Module):
+class FlatDecoder(LatentInputs):
     """Quantized latents -> canvas (b, 1 + k, h', w', d), (b, 1, h', w', d) for images."""
 
     def __init__(self, patch: PatchConfig, config: DecoderConfig, spatial_queries: int, latent_dim: int) -> None:
-        super().__init__()
+        super().__init__(patch, config.width, spatial_queries, latent_dim)
         d, p, k = config.width, patch.positions, patch.temporal_steps
-        self.grid = patch.grid
-        self.from_latent_s = nn.Linear(latent_dim, d)
-        self.from_latent_t = nn.Linear(latent_dim, d)
-        self.pos_latent_s = _param(spatial_queries, d)
-        self.pos_latent_t = _param(p, d)
         self.canvas = _param((1 + k) * p, d)
         self.stack = CQAE(d, config.heads, config.spatial_layers + config.temporal_layers, config.mlp_ratio)
 

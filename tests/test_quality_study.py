@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 def load_study():
     spec = importlib.util.spec_from_file_location("quality_study", REPO / "benchmarks" / "quality_study.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules["quality_study"] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
