@@ -4,8 +4,8 @@ The loop is ``evaluate(..., in_process=True)``: the same listing, decoding (in t
 ``ClipScorer`` (encode, decode_ids, PSNR/SSIM, floor, code histograms), one shard after the other. The job is
 ``evaluate`` on a Ray cluster of ``--cpus`` logical CPUs (decode tasks and scoring actors), end to end
 (Ray Data planning, actor start and model load included), after a warm-up run. Peak memory: the loop's
-``ru_maxrss`` (run in a child process); for the job, the peak of the summed RSS of the driver and the Ray
-worker processes, sampled every 0.2 s. Strips are off in both (they are the same driver-side work).
+``ru_maxrss`` (run in a child process); for the job, the peak of the summed RSS of the driver and its Ray
+worker processes (decode tasks, actors), sampled every 0.2 s. Strips are off in both (they are the same driver-side work).
 
     python benchmarks/eval_pipeline.py --files 24 --preset small --repeats 2
 """
@@ -49,7 +49,8 @@ def loop_child(work: Path, args: argparse.Namespace) -> None:
 
 
 class PeakRSS:
-    """Peak of the summed RSS of this process and every Ray worker process, sampled in a thread."""
+    """Peak of the summed RSS of this process and the Ray worker processes of its own local cluster (its
+    descendants; other Ray clusters on the machine are not counted), sampled in a thread."""
 
     def __init__(self) -> None:
         import psutil
@@ -58,11 +59,14 @@ class PeakRSS:
         self.thread = threading.Thread(target=self.run, daemon=True)
 
     def sample(self) -> int:
-        total = self.psutil.Process().memory_info().rss
-        for p in self.psutil.process_iter(["cmdline", "memory_info"]):
-            cmd = " ".join(p.info["cmdline"] or [])
-            if cmd.startswith("ray::") and p.info["memory_info"] is not None:
-                total += p.info["memory_info"].rss
+        me = self.psutil.Process()
+        total = me.memory_info().rss
+        for p in me.children(recursive=True):  # this driver's own Ray node: raylet -> workers
+            try:
+                if " ".join(p.cmdline()).startswith("ray::"):
+                    total += p.memory_info().rss
+            except self.psutil.Error:
+                pass
         return total
 
     def run(self) -> None:
