@@ -90,13 +90,22 @@ def base_job(workdir: Path, train: Path, preset: str, stage_preset: str) -> dict
     }
 
 
-def train_teacher(workdir: Path, base: dict[str, Any], steps: dict[str, int]) -> str:
-    """Stage 0 once per study: the shared teacher's final checkpoint URI."""
-    from sweettok_platform.train import TrainJobConfig, run_curriculum
+def train_teacher(workdir: Path, base: dict[str, Any], steps: dict[str, int], results: Path) -> str:
+    """Stage 0 once per study: the shared teacher's weights (``results/teacher.safetensors``, committed with the
+    records so a later session continues the study with the same teacher)."""
+    from safetensors.torch import save_file
 
+    from sweettok_platform.train import TrainJobConfig, checkpoint as ck, run_curriculum
+
+    kept = results / "teacher.safetensors"
+    if kept.exists():
+        return str(kept)
     job = {**base, "name": "teacher", "stages": ["stage0"], "log_dir": str(workdir / "logs" / "teacher"),
            "stage_overrides": {"stage0": {"steps": steps["stage0"]}} if "stage0" in steps else {}}
-    return run_curriculum(TrainJobConfig.from_dict(job))
+    final = run_curriculum(TrainJobConfig.from_dict(job))
+    weights = ck.read_weights(str(Path(final) / ck.WEIGHTS))
+    save_file({k: v.contiguous() for k, v in weights.items() if k.startswith("teacher.")}, str(kept))
+    return str(kept)
 
 
 def codebook(workdir: Path, words: int) -> str:
@@ -157,9 +166,14 @@ def teacher_bundle(workdir: Path, teacher: str, preset: str, codebook_uri: str) 
     out = workdir / "bundles" / "teacher"
     if not (out / "bundle.json").exists():
         model = SweetTokenizer(language_config(make_preset(preset), codebook_uri))
-        load_init(model, ck.read_weights(str(Path(teacher) / ck.WEIGHTS)), "teacher.")
+        load_init(model, ck.read_weights(teacher), "teacher.")
         save_bundle(model.eval(), str(out), extra={"trained": {"job": "teacher", "stage": "stage0"}})
     return str(out)
+
+
+# what a run record keeps of its ``sweettok eval`` result (deterministic: no timings)
+SCORE_KEYS = ("psnr", "ssim", "tokens_per_clip", "codes_used", "usage", "perplexity", "bits_per_pixel",
+              "bundle_hash", "clips", "floor")
 
 
 # ---- scoring ----------------------------------------------------------------------------------------
@@ -325,13 +339,17 @@ def report(records: list[dict[str, Any]], workdir: Path, heldout: Path, results:
            preset: str, codebook_uri: str) -> None:
     """Score every recorded run (and the references), draw the pictures, write the report."""
     tbundle = teacher_bundle(workdir, teacher, preset, codebook_uri)
-    tscore = score(tbundle, heldout, workdir / "eval" / "teacher", teacher_only=True)
-    refs = {"teacher": tscore, "floor": tscore["floor"], "clips": tscore["clips"], "teacher_bundle": tbundle}
+    tscore = {k: v for k, v in score(tbundle, heldout, workdir / "eval" / "teacher", teacher_only=True).items()
+              if k in SCORE_KEYS}
+    refs = {"teacher": tscore, "floor": tscore["floor"], "clips": tscore["clips"]}
     for record in records:
-        record.update(score(record["bundle"], heldout, workdir / "eval" / record["name"]))
+        if Path(record["bundle"]).exists():  # scores are kept in the record: a later session may lack the bundle
+            scores = score(record["bundle"], heldout, workdir / "eval" / record["name"])
+            record.update({k: v for k, v in scores.items() if k in SCORE_KEYS})
+            (results / "runs" / f"{record['name']}.json").write_text(json.dumps(record, indent=2) + "\n")
     x = heldout_clip(heldout, preset)
     rows = [("input", x), ("teacher alone", reconstruct(tbundle, x, teacher_only=True))]
-    rows += [(r["name"], reconstruct(r["bundle"], x)) for r in records if r["seed"] == 0]
+    rows += [(r["name"], reconstruct(r["bundle"], x)) for r in records if r["seed"] == 0 and Path(r["bundle"]).exists()]
     comparison_strip(rows, results / "heldout_strip.png")
     training_curves(records, results / "curves.png")
     write_report(records, refs, results.parent / "results.md", results / "quality.json")
@@ -357,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     variants = [v for v in VARIANTS if not args.only or v.name in args.only]
     if args.only:  # run in the order given
         variants.sort(key=lambda v: args.only.index(v.name))
-    teacher = train_teacher(workdir, base, steps)  # a finished teacher is found and skipped on a rerun
+    teacher = train_teacher(workdir, base, steps, results)  # a kept teacher is reused
     if not args.report:
         for round_ in range(3):  # one seed of every variant before the next seed of any
             for variant in variants:
