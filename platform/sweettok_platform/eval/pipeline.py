@@ -4,7 +4,6 @@ and errors) -> an actor pool of ``ClipScorer`` -> one result row per shard, merg
 from __future__ import annotations
 
 import json
-import pickle
 from dataclasses import asdict
 from typing import Any, Iterator
 
@@ -33,7 +32,7 @@ def score_decoded(scorer: ClipScorer, row: dict[str, Any]) -> dict[str, Any]:
     records, partial = scorer.score(clips)
     out = [{"key": m["source"], "clip_start": m["clip_start"], "frames": m["num_frames"], **r} for m, r in zip(metas, records)]
     return {"shard": row["shard"], "files": row["files"], "clips": json.dumps(out), "errors": row["errors"],
-            "partial": pickle.dumps(partial, protocol=pickle.HIGHEST_PROTOCOL)}
+            "partial": partial.to_bytes()}
 
 
 class ShardScorer:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import pickle
 import sys
 import time
 from dataclasses import asdict, replace
@@ -19,7 +18,7 @@ from sweettok_platform.data.tokenizer import EncodeConfig, describe_tokenizer
 from sweettok_platform.eval.config import WEIGHTED_METRICS, EvalConfig
 from sweettok_platform.eval.conventions import CONVENTIONS, check_weights
 from sweettok_platform.eval.pipeline import run_local, run_ray
-from sweettok_platform.eval.scorer import ScorerConfig, file_sha256
+from sweettok_platform.eval.scorer import Partial, ScorerConfig, file_sha256
 
 SCHEMA_VERSION = 1
 
@@ -96,7 +95,7 @@ def evaluate(config: EvalConfig, log: Callable[[str], None] = _stderr) -> dict[s
     if not clips:
         raise RuntimeError(f"no clip could be scored: {len(errors)} files failed "
                            f"(first: {errors[0]['uri']}: {errors[0]['reason']})" if errors else "no clips")
-    partial = reduce(lambda a, b: a + b, (pickle.loads(r["partial"]) for r in ordered))
+    partial = reduce(lambda a, b: a + b, (Partial.from_bytes(r["partial"]) for r in ordered))
     result = summarize(config, info, spec, clips, errors, partial, uris)
     result["seconds"] = round(seconds, 3)
     result["clips_per_s"] = round(len(clips) / seconds, 3) if seconds else 0.0

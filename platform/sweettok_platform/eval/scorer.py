@@ -32,6 +32,27 @@ class Partial:
     def __add__(self, other: "Partial") -> "Partial":
         return Partial(self.codes + other.codes, {k: v + other.features[k] for k, v in self.features.items()})
 
+    def to_bytes(self) -> bytes:
+        """Plain arrays in safetensors (no pickle crosses from the actors to the driver)."""
+        from safetensors.numpy import save
+
+        arrays = {f"codes/{k}": v for k, v in self.codes.counts.items()}
+        for name, stats in self.features.items():
+            arrays.update({f"features/{name}/count": np.array([stats.count], np.int64),
+                           f"features/{name}/total": stats.total, f"features/{name}/outer": stats.outer})
+        return save(arrays)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Partial":
+        from safetensors.numpy import load
+
+        arrays = load(data)
+        codes = CodeCounts({k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("codes/")})
+        names = {k.split("/")[1] for k in arrays if k.startswith("features/")}
+        features = {n: FeatureStats(int(arrays[f"features/{n}/count"][0]), arrays[f"features/{n}/total"],
+                                    arrays[f"features/{n}/outer"]) for n in sorted(names)}
+        return cls(codes, features)
+
 
 def local_weights(uri: str) -> str:
     """A local path for a weights file given as a path or ``s3://`` URI (remote files are cached in /tmp)."""
