@@ -21,19 +21,12 @@ from safetensors.torch import save as save_safetensors
 
 from sweettok import storage
 from sweettok.config import TokenizerConfig
+from sweettok.hashing import content_hash
 from sweettok.model import SweetTokenizer
 
 MANIFEST = "bundle.json"
 # what a bundle directory may hold besides its manifest (a re-export replaces only such a directory)
 BUNDLE_FILE_NAMES = ("config.json", "model.safetensors", "codebook.safetensors", "vocab.json", "codebook.json")
-
-
-def content_hash(files: dict[str, bytes]) -> str:
-    """sha256 over (name, bytes) pairs in name order."""
-    h = hashlib.sha256()
-    for name in sorted(files):
-        h.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
-    return h.hexdigest()
 
 
 class BundleIntegrityError(ValueError):

@@ -18,8 +18,20 @@ from sweettok.decoder import CodeHead, build_decoder
 from sweettok.encoder import Encoder
 from sweettok.flat import FlatDecoder, FlatEncoder
 from sweettok.patchify import ClipError, to_bcthw
-from sweettok.quantizer import Quantizer, build_quantizer
+from sweettok.codebook.quantizer import LanguageQuantizer
+from sweettok.config import QuantizerConfig
+from sweettok.quantizer import LearnedQuantizer, Quantizer
 from sweettok.teacher import Teacher, build_teacher
+
+
+QUANTIZERS: dict[str, type[Quantizer]] = {"learned": LearnedQuantizer, "language": LanguageQuantizer}
+
+
+def build_quantizer(config: QuantizerConfig) -> Quantizer:
+    """The quantizer named by ``config.kind``."""
+    if config.kind not in QUANTIZERS:
+        raise ValueError(f"unknown quantizer kind {config.kind!r}; expected one of {sorted(QUANTIZERS)}")
+    return QUANTIZERS[config.kind](config)
 
 
 @dataclass

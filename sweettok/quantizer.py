@@ -95,14 +95,3 @@ class LearnedQuantizer(Quantizer):
     def words(self, ids: Tensor, branch: Branch) -> list[list[str]]:
         prefix = branch[0]
         return [[f"{prefix}{i}" for i in row] for row in ids.tolist()]
-
-
-def build_quantizer(config: QuantizerConfig) -> Quantizer:
-    """The quantizer named by ``config.kind``."""
-    if config.kind == "learned":
-        return LearnedQuantizer(config)
-    if config.kind == "language":
-        from sweettok.codebook.quantizer import LanguageQuantizer
-
-        return LanguageQuantizer(config)
-    raise ValueError(f"unknown quantizer kind {config.kind!r}; expected 'learned' or 'language'")

@@ -21,16 +21,10 @@ from torch import Tensor
 
 from sweettok import storage
 from sweettok.codebook.vocab import Vocabulary
+from sweettok.hashing import content_hash
 
 TENSORS, VOCAB, METADATA = "codebook.safetensors", "vocab.json", "codebook.json"
 FORMAT = "sweettok-language-codebook/1"
-
-
-def content_hash(files: dict[str, bytes]) -> str:
-    """The bundle's hash function, over the codebook's tensor and vocabulary files."""
-    from sweettok.bundle import content_hash as bundle_hash
-
-    return bundle_hash(files)
 
 
 @dataclass
