@@ -14,6 +14,11 @@ class CodeCounts:
 
     counts: dict[str, np.ndarray] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # one branch order whatever order the counts arrived in (a safetensors round trip sorts its keys;
+        # an actor's dict does not): reports and records then come out byte-identical on a rerun
+        self.counts = dict(sorted(self.counts.items()))
+
     @classmethod
     def empty(cls, sizes: dict[str, int]) -> "CodeCounts":
         return cls({name: np.zeros(size, np.int64) for name, size in sizes.items()})
