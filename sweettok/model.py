@@ -20,7 +20,7 @@ from sweettok.flat import FlatDecoder, FlatEncoder
 from sweettok.patchify import ClipError, to_bcthw
 from sweettok.codebook.quantizer import LanguageQuantizer
 from sweettok.config import QuantizerConfig
-from sweettok.quantizer import LearnedQuantizer, Quantizer
+from sweettok.quantizer import Branch, LearnedQuantizer, Quantizer
 from sweettok.teacher import Teacher, build_teacher
 
 
@@ -54,6 +54,9 @@ class TokenizerOutput:
 
 
 class SweetTokenizer(nn.Module):
+    quantizer: Quantizer
+    teacher: Teacher
+
     def __init__(
         self, config: TokenizerConfig, quantizer: Quantizer | None = None, teacher: Teacher | None = None,
         *, weights_follow: bool = False,
@@ -101,7 +104,8 @@ class SweetTokenizer(nn.Module):
                 f"per row, got {n}"
             )
         spatial, temporal = ids[:, : self.num_spatial], ids[:, self.num_spatial :]
-        for name, part in (("spatial", spatial), ("temporal", temporal)):
+        parts: tuple[tuple[Branch, Tensor], ...] = (("spatial", spatial), ("temporal", temporal))
+        for name, part in parts:
             size = self.quantizer.size(name)
             if part.numel() and (part.min() < 0 or part.max() >= size):
                 raise ClipError(

@@ -42,6 +42,8 @@ class LanguageQuantizer(Quantizer):
         self.codebook = codebook
         self._words = {b: codebook.words(b) for b in BRANCHES}
         n = codebook.embeddings.shape[0]
+        self.spatial_index: Tensor
+        self.temporal_index: Tensor
         self.register_buffer("spatial_index", codebook.index["spatial"].clone(), persistent=False)
         self.register_buffer("temporal_index", codebook.index["temporal"].clone(), persistent=False)
         gcn = GCNConfig(in_dim=codebook.embeddings.shape[1], out_dim=config.latent_dim, hidden=config.gcn_hidden)

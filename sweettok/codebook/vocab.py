@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sweettok import storage
@@ -160,7 +161,7 @@ def default_vocabulary(*, min_zipf: float = 1.5, max_words_per_branch: int | Non
 
 
 def _assemble(
-    scores: dict[tuple[str, str], float], limit: dict[str, int | None], preference: dict | None = None
+    scores: Mapping[tuple[str, str], float], limit: Mapping[str, int | None], preference: dict | None = None
 ) -> Vocabulary:
     """One entry per (word, branch) with its best part of speech, the top ``limit`` words per branch, in id order.
 

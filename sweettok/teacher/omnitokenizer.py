@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -111,6 +112,7 @@ class OmniLayerNorm(nn.Module):
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.gamma = nn.Parameter(torch.ones(dim))
+        self.beta: Tensor
         self.register_buffer("beta", torch.zeros(dim))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -180,8 +182,8 @@ class Attention(nn.Module):
     def forward(self, x: Tensor, is_spatial: bool) -> Tensor:
         # x: (n, l, d) -> (n, l, d)
         # as in the release: queries read the normalised input, keys/values the raw input
-        q, k, v = self.to_q(self.norm(x)), *self.to_kv(x).chunk(2, dim=-1)
-        q, k, v = (rearrange(t, "n l (h e) -> n h l e", h=self.heads) for t in (q, k, v))
+        k, v = self.to_kv(x).chunk(2, dim=-1)
+        q, k, v = (rearrange(t, "n l (h e) -> n h l e", h=self.heads) for t in (self.to_q(self.norm(x)), k, v))
         if self.spatial_pos == "rope" and is_spatial:
             q, k = rope_2d(q, x.shape[1]), rope_2d(k, x.shape[1])
         q = F.normalize(q, dim=-1) * self.q_scale
@@ -200,6 +202,7 @@ class WindowAttention(nn.Module):
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
         coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
         rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (window - 1)  # (w², w², 2)
+        self.relative_position_index: Tensor
         self.register_buffer("relative_position_index", rel[..., 0] * (2 * window - 1) + rel[..., 1])
         self.qkv = nn.Linear(dim, dim * 3, bias=False)
         self.proj = nn.Linear(dim, dim)
@@ -236,29 +239,35 @@ def feed_forward(dim: int, mult: float) -> nn.Sequential:
     )
 
 
+def _layer(*modules: nn.Module | None) -> nn.ModuleList:
+    """One release layer; ``None`` slots (no PEG, no cross-attention) keep the release's numbering."""
+    return nn.ModuleList(modules)  # type: ignore[arg-type]  # ModuleList stores None entries as absent
+
+
 class OmniTransformer(nn.Module):
     """Blocks ``[PEG | None, attention, None (no cross-attention), feed-forward]`` and a final norm."""
 
     def __init__(self, cfg: OmniConfig, block: str, causal: bool, spatial_pos: str) -> None:
         super().__init__()
-        layers = []
+        layers: list[nn.ModuleList] = []  # None entries keep the release's layer numbering
         for kind in block:
             if kind == "t":
-                layers.append(nn.ModuleList([
+                layers.append(_layer(
                     PEG(cfg.dim, cfg.causal_peg),
                     Attention(cfg.dim, cfg.dim_head, cfg.heads, causal, spatial_pos),
                     None,
                     feed_forward(cfg.dim, cfg.ff_mult),
-                ]))
+                ))
             else:
-                layers.append(nn.ModuleList([
+                layers.append(_layer(
                     None, WindowAttention(cfg.dim, cfg.window_size, cfg.heads), None, feed_forward(cfg.dim, cfg.ff_mult)
-                ]))
+                ))
         self.layers = nn.ModuleList(layers)
         self.norm_out = OmniLayerNorm(cfg.dim)
 
     def forward(self, x: Tensor, shape: tuple[int, int, int, int], is_spatial: bool) -> Tensor:
-        for peg, attn, _, ff in self.layers:
+        for layer in self.layers:
+            peg, attn, _, ff = cast(nn.ModuleList, layer)  # iterating yields the None slots too
             if peg is not None:
                 x = peg(x, shape) + x
             x = (attn(x, is_spatial) if isinstance(attn, Attention) else attn(x)) + x
@@ -326,6 +335,7 @@ class CodeTable(nn.Module):
 
     def __init__(self, n_codes: int, dim: int) -> None:
         super().__init__()
+        self.embeddings: Tensor
         self.register_buffer("embeddings", torch.randn(n_codes, dim))
         self.register_buffer("N", torch.zeros(n_codes))
         self.register_buffer("z_avg", self.embeddings.clone())
@@ -366,7 +376,7 @@ class OmniTokenizerTeacher(Teacher):
         self.code_table = CodeTable(config.codebook_size, config.code_dim)
         self.pre_vq_conv = _channel_linear(d, config.code_dim)
         self.post_vq_conv = _channel_linear(config.code_dim, d)
-        if state is not None:
+        if state is not None and config.checkpoint is not None:
             self.load_release_state(state, config.checkpoint)
 
     @property
@@ -429,6 +439,7 @@ def read_release_state(path: str) -> dict[str, Tensor]:
     """A release checkpoint (Lightning ``.ckpt`` / ``.pt`` / ``.safetensors``) -> the tokenizer's tensors."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"OmniTokenizer checkpoint not found: {path}")
+    state: Any  # a file's top level: a state dict, or a Lightning checkpoint holding one
     if str(path).endswith(".safetensors"):
         from safetensors.torch import load_file
 

@@ -9,6 +9,7 @@ for OmniTokenizer's quality.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -92,6 +93,7 @@ def read_teacher_state(path: str) -> dict[str, Tensor]:
     trainer checkpoint (``{"model": ...}``), as ``.safetensors`` or a torch file."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"teacher checkpoint not found: {path}")
+    state: Any  # a file's top level: a state dict, or a trainer checkpoint holding one
     if str(path).endswith(".safetensors"):
         from safetensors.torch import load_file
 

@@ -73,7 +73,7 @@ class StageConfig:
             raise ValueError(f"lpips_frames must be >= 0 (0 = all frames), got {self.lpips_frames}")
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError(f"{self.name}: steps and batch_size must be >= 1, got {self.steps}, {self.batch_size}")
-        self.betas = tuple(self.betas)  # YAML gives lists
+        self.betas = (float(self.betas[0]), float(self.betas[1]))  # YAML gives lists
 
     @property
     def index(self) -> int:

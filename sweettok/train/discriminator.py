@@ -32,6 +32,7 @@ class PatchDiscriminator(nn.Module):
         blocks.append(nn.Conv3d(w, 1, 3, 1, 1))
         self.net = nn.Sequential(*blocks)
         # running means of the real and fake logits for the LeCam regulariser (saved with the weights)
+        self.lecam_ema: Tensor
         self.register_buffer("lecam_ema", torch.zeros(2))
 
     def forward(self, x: Tensor) -> Tensor:

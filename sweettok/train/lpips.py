@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
@@ -46,8 +45,9 @@ class VGG16Features(nn.Module):
             if item == "M":
                 layers.append(nn.MaxPool2d(2, 2))
             else:
-                layers += [nn.Conv2d(channels, item, 3, padding=1), nn.ReLU()]
-                channels = item
+                width = int(item)
+                layers += [nn.Conv2d(channels, width, 3, padding=1), nn.ReLU()]
+                channels = width
         self.features = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> list[Tensor]:
@@ -93,6 +93,8 @@ class LPIPS(nn.Module):
     def __init__(self, config: LPIPSConfig | None = None) -> None:
         super().__init__()
         config = config or LPIPSConfig()
+        self.shift: Tensor
+        self.scale: Tensor
         self.register_buffer("shift", torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("scale", torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1), persistent=False)
         self.net = VGG16Features()
@@ -120,7 +122,7 @@ class LPIPS(nn.Module):
             raise ValueError(f"{path}: expected LPIPS keys {sorted(expected)}, got {sorted(state)}")
         with torch.no_grad():
             for i, lin in enumerate(self.lins):
-                lin.weight.copy_(state[f"lin{i}.model.1.weight"])
+                lin.weight.copy_(state[f"lin{i}.model.1.weight"])  # type: ignore[operator]  # a Conv2d's weight
 
     def train(self, mode: bool = True) -> "LPIPS":
         return super().train(False)  # frozen: never in training mode

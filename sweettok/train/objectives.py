@@ -12,17 +12,21 @@ t frames, t'/h'/w' teacher code grid, v teacher codebook size.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from sweettok.teacher.vq import VQTeacher
 from sweettok.train.config import StageConfig
 from sweettok.train.discriminator import DiscriminatorConfig, PatchDiscriminator, d_loss, g_loss
 from sweettok.train.lpips import LPIPS, LPIPSConfig
 from sweettok.train.metrics import codebook_stats, prefixed
+
+if TYPE_CHECKING:
+    from sweettok.model import SweetTokenizer
 
 # parameters only the temporal branch uses; stage 1 (images) leaves them frozen
 TEMPORAL_PREFIXES = (
@@ -32,18 +36,19 @@ TEMPORAL_PREFIXES = (
 )
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
+def _unwrap(model: nn.Module) -> SweetTokenizer:
     """The SweetTokenizer inside a DDP / DeepSpeed wrapper (or the model itself)."""
     while hasattr(model, "module") and isinstance(model.module, nn.Module):
         model = model.module
-    return model
+    return model  # type: ignore[return-value]  # a SweetTokenizer by contract
 
 
 def teacher_decoder_parameters(teacher: nn.Module) -> list[nn.Parameter]:
     """The teacher's pixel-decoder parameters (``decode_embeddings`` path), for stage-3 fine-tuning."""
-    if not hasattr(teacher, "pixel_decoder_parameters"):
+    method = getattr(teacher, "pixel_decoder_parameters", None)
+    if method is None:
         raise ValueError(f"{type(teacher).__name__} does not expose pixel_decoder_parameters()")
-    return list(teacher.pixel_decoder_parameters())
+    return list(method())
 
 
 # the decoder side: what stage 3 trains when the tokens are frozen (the release's finetune_decoder)
@@ -166,7 +171,7 @@ class CurriculumObjective(nn.Module):
 
     def _stage0(self, model: nn.Module, x: Tensor, cfg: StageConfig) -> StepOutput:
         teacher = _unwrap(model).teacher
-        if not hasattr(teacher, "autoencode"):
+        if not isinstance(teacher, VQTeacher):
             raise ValueError(
                 f"stage 0 trains the project's VQ teacher; this model's teacher ({type(teacher).__name__}) "
                 "comes pre-trained, so start the curriculum at stage 1"
@@ -195,7 +200,7 @@ class CurriculumObjective(nn.Module):
             terms["ce_temporal"] = F.cross_entropy(
                 rearrange(logits[:, 1:], "b t h w v -> (b t h w) v"), targets[:, 1:].reshape(-1)
             )
-        ce = sum(terms.values())
+        ce = torch.stack(list(terms.values())).sum()
         vq = out.latents.vq_loss.float()
         loss = cfg.loss.ce * ce + cfg.loss.vq * vq
         metrics = {"loss": float(loss.detach()), "ce": float(ce.detach()), "vq": float(vq.detach())}
@@ -228,7 +233,8 @@ class CurriculumObjective(nn.Module):
     def discriminator_loss(self, real: Tensor, fake: Tensor, step: int) -> tuple[Tensor, dict[str, float]]:
         """Discriminator loss on real clips and (detached) reconstructions; exactly 0 before ``disc_start``."""
         if not self.disc_active(step):
-            zero = sum(p.sum() * 0.0 for p in self.discriminator.parameters())  # keeps the graph for wrappers
+            # keeps the graph for wrappers
+            zero = torch.stack([p.sum() for p in self.discriminator.parameters()]).sum() * 0.0
             return zero, {"disc_loss": 0.0}
         cfg = self.stages[3]
         real = real[:, :, : fake.shape[2]]  # image-only stage 3 compares first frames
@@ -268,10 +274,10 @@ class CurriculumObjective(nn.Module):
 
     @staticmethod
     def _weighted(terms: dict[str, Tensor], cfg: StageConfig) -> Tensor:
-        return sum(getattr(cfg.loss, name) * value for name, value in terms.items())
+        return torch.stack([getattr(cfg.loss, name) * value for name, value in terms.items()]).sum()
 
     @staticmethod
-    def _token_stats(model: nn.Module, ids: Tensor) -> dict[str, float]:
+    def _token_stats(model: SweetTokenizer, ids: Tensor) -> dict[str, float]:
         n_s = model.num_spatial
         stats = prefixed(codebook_stats(ids[:, :n_s], model.quantizer.size("spatial")), "spatial")
         if ids.shape[1] > n_s:

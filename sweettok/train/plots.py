@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -13,6 +14,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from einops import rearrange  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
+
+if TYPE_CHECKING:
+    from sweettok.model import SweetTokenizer
 
 # terms drawn when present, besides the total "loss"
 LOSS_TERMS = ("ce", "ce_spatial", "ce_temporal", "vq", "mse", "lpips", "gan", "disc_loss")
@@ -59,7 +63,7 @@ def plot_metrics(metrics_jsonl: str, out_png: str) -> None:
 
 
 @torch.no_grad()
-def reconstruction_strip(model: nn.Module, x: Tensor, out_png: str, max_clips: int = 4) -> Tensor:
+def reconstruction_strip(model: SweetTokenizer, x: Tensor, out_png: str, max_clips: int = 4) -> Tensor:
     """Save each clip's frames (top) above its reconstruction ``model.decode(model.quantize(x))`` (below).
 
     x: (b, c, t, h, w) in [-0.5, 0.5]. Returns the reconstruction (b, c, t, h, w).

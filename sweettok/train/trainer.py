@@ -30,7 +30,8 @@ def param_groups(model: nn.Module, params: list[nn.Parameter], weight_decay: flo
     """``params`` split into an AdamW group with ``weight_decay`` and one without (``NO_DECAY_NAMES``,
     biases, norms); parameters outside ``model`` (a teacher decoder passed separately) follow the same rule."""
     names = {id(p): n for n, p in model.named_parameters()}
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for p in params:
         name = names.get(id(p), "").rsplit(".", 1)[-1]
         skip = p.ndim < 2 or any(name.startswith(k) or k in name for k in NO_DECAY_NAMES)
@@ -90,6 +91,7 @@ class Trainer:
         if self.disc_optimizer is not None and self.objective.disc_active(step):
             self._set_lr(self.disc_optimizer, lr_at(step, cfg, cfg.disc_lr))
             fake = self.objective.last_reconstruction
+            assert fake is not None, "the generator step keeps its reconstruction for the discriminator"
             real = batch[:, :, : fake.shape[2]]
             with self._autocast():
                 d_loss, d_metrics = self.objective.discriminator_loss(real, fake, step)

@@ -17,7 +17,7 @@ def test_plain_formula_and_copy_to():
         for p in model.parameters():
             p.add_(1.0)
     ema.update(model)
-    for name, p in model.named_parameters():
+    for name in dict(model.named_parameters()):
         assert torch.allclose(ema.shadow[name], start[name] + 0.1, atol=1e-6)
     target = nn.Linear(3, 2)
     ema.copy_to(target)

@@ -165,7 +165,7 @@ def test_trainer_resume_continues_exactly(clips, objective):
     torch.manual_seed(0)
     model = SweetTokenizer(tiny())
     trainer = Trainer(model, objective, cfg)
-    for i in range(3):
+    for _ in range(3):
         trainer.train_step(clips[:2])
     state = copy.deepcopy(trainer.state_dict())
     tail = [trainer.train_step(clips[2:4])["loss"] for _ in range(2)]

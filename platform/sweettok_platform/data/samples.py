@@ -49,7 +49,7 @@ def make_sample_dataset(root: str | os.PathLike, videos: list[str | os.PathLike]
     root = Path(root)
     rng = random.Random(seed)
     written, rows = [], []
-    for c, src in enumerate(videos):
+    for src in videos:
         import decord
 
         length = len(decord.VideoReader(str(src), num_threads=1))
