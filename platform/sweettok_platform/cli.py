@@ -19,13 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"sweettok_platform.commands.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"sweettok_platform.commands.{name}":
-                continue  # a subcommand not built yet
-            raise
-        module.register(sub)
+        importlib.import_module(f"sweettok_platform.commands.{name}").register(sub)
     return parser
 
 

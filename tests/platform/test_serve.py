@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
 import torch
 
 from sweettok import SweetTokenizer, from_uint8, preset, to_uint8
 from sweettok_platform.media import ClipSpec, read_clips, read_image
 
-requests = pytest.importorskip("requests")
 KEY = "test-key-6"
 AUTH = {"X-API-Key": KEY}
 

@@ -16,13 +16,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
+import requests
 import torch
 
 from sweettok import SweetTokenizer, from_uint8, preset
 from sweettok_platform.media import ClipSpec, read_clips
 
-requests = pytest.importorskip("requests")
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -18,10 +18,10 @@ import time
 
 import numpy as np
 import pytest
+import requests
 
 from hostile_files import huge_video
 
-requests = pytest.importorskip("requests")
 KEY = "hostile-key"
 AUTH = {"X-API-Key": KEY}
 ALLOWED, OTHER = "allowed-team-12", "other-team-12"
