@@ -12,7 +12,8 @@ from conftest import REPO
 
 
 def test_platform_from_repo_root_is_the_standard_library():
-    code = "import platform, sysconfig, os; print(os.path.dirname(platform.__file__) == sysconfig.get_paths()['stdlib']); platform.system()"
+    code = ("import platform, sysconfig, os; "
+            "print(os.path.dirname(platform.__file__) == sysconfig.get_paths()['stdlib']); platform.system()")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
     assert not (REPO / "platform" / "__init__.py").exists()

@@ -12,7 +12,8 @@ Behaviour follows what the release computes with torch >= 2.1 (its scaled_dot_pr
 cosine-similarity attention with learned q/k scales and temperature 8, queries from the normalised
 input but keys and values from the raw input (``context_norm`` is unused without context), no
 relative-position bias in global attention (its parameters exist in the checkpoint but are unused),
-causal masking in time, and the release's PEG (depth-wise 3x3x3 convolution) that reshapes its input to (b, t, h, w) in memory order.
+causal masking in time, and the release's PEG (depth-wise 3x3x3 convolution) that reshapes its input to
+(b, t, h, w) in memory order.
 Covered: patch_embed 'linear', blocks 't' and 'w', spatial_pos 'rope' or 'rel', VQ (not the VAE
 variant). Not covered: 'cnn'/'pixelshuffle' embeddings, pooling/upsampling blocks, deferred pooling.
 
