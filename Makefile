@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test lint typecheck bench clean
 
 setup: $(STAMP)
 
@@ -25,8 +25,18 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q tests
 
+# ruff (pyflakes, pycodestyle, bugbear; config in pyproject.toml) over all code, mypy over the model package
+lint: setup
+	$(BIN)/ruff check sweettok platform tests benchmarks
+
+typecheck: setup
+	$(BIN)/mypy sweettok
+
+# every benchmark once with its default arguments (each prints its own figures); the quality study is a
+# training study, not a benchmark: `python benchmarks/quality_study.py` (see docs/results.md)
+BENCHMARKS := $(filter-out benchmarks/quality_study.py,$(wildcard benchmarks/*.py))
 bench: setup
-	$(BIN)/python benchmarks/model_throughput.py
+	@set -e; for b in $(BENCHMARKS); do echo "== $$b"; $(BIN)/python $$b; done
 
 clean:
 	rm -rf $(VENV) demo_out
