@@ -44,6 +44,16 @@ def is_remote(uri: str) -> bool:
     return "://" in uri and not uri.startswith("file://")
 
 
+# every variable this module reads: what a Ray job forwards to its workers and actors (``storage_env``)
+ENV_VARS = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_MAX_ATTEMPTS")
+
+
+def storage_env() -> dict[str, str]:
+    """This process's storage settings, to hand to the processes of a job (they may not inherit them)."""
+    return {k: os.environ[k] for k in ENV_VARS if k in os.environ}
+
+
 def s3_filesystem(pin_keys: bool = False) -> pafs.S3FileSystem:
     """An S3 filesystem configured from the environment.
 

@@ -9,7 +9,6 @@ no row twice, no row missing. Files that give no clips land in ``errors/`` and t
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -31,8 +30,6 @@ from sweettok_platform.data.sources import Item, SourceConfig, list_items
 from sweettok_platform.data.tokenizer import EncodeConfig, TokenizerInfo, describe_tokenizer, load_tokenizer
 from sweettok_platform.media import ClipSpec
 
-STORAGE_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION",
-               "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
 
 
 @dataclass(kw_only=True)
@@ -177,11 +174,6 @@ class ShardEncoder:
         return pa.Table.from_pylist(out)
 
 
-def storage_env() -> dict[str, str]:
-    """The S3 settings of this process, forwarded to Ray workers (as AWS tools read them)."""
-    return {k: os.environ[k] for k in STORAGE_ENV if k in os.environ}
-
-
 # ---- the driver -------------------------------------------------------------------------------------
 class Progress:
     """Prints shards done, clips/s, files/s and errors while the job runs."""
@@ -224,7 +216,7 @@ def build_dataset(config: TokenizeConfig, shards: dict[int, list[Item]], spec: C
     """The Ray Dataset of the job: one row per shard to do; its rows are the written shards' stats."""
     import ray
 
-    env = storage_env()
+    env = storage.storage_env()
     remote = {"runtime_env": {"env_vars": env}} if env else {}  # S3 settings for the workers
     rows = [{"shard": i, "items": json.dumps([it.to_dict() for it in items])} for i, items in shards.items()]
     ds = ray.data.from_items(rows, override_num_blocks=len(rows))

@@ -101,11 +101,10 @@ def ray_dataset(corpus: str, words: bool = False):
     """The corpus as a Ray Dataset of rows (the corpus columns, plus ``words`` on request)."""
     import ray
 
-    from sweettok_platform.data.pipeline import storage_env
 
     card = CorpusCard.load(corpus)
     fs, path = storage.resolve(storage.join(corpus, DATA_DIR))
-    env = storage_env()  # the S3 settings of this process, for the read tasks
+    env = storage.storage_env()  # the S3 settings of this process, for the read tasks
     remote = {"runtime_env": {"env_vars": env}} if env else {}
     ds = ray.data.read_parquet(path, filesystem=fs, **remote)
     if not words:

@@ -10,7 +10,8 @@ from typing import Any, Iterator
 import numpy as np
 import pyarrow as pa
 
-from sweettok_platform.data.pipeline import decode_memory, decode_shard, storage_env
+from sweettok import storage
+from sweettok_platform.data.pipeline import decode_memory, decode_shard
 from sweettok_platform.eval.scorer import ClipScorer, ScorerConfig
 from sweettok_platform.media import ClipSpec
 
@@ -61,7 +62,7 @@ def run_ray(shards: dict[int, list], spec: ClipSpec, scorer: ScorerConfig, *, ac
     if not ray.is_initialized():
         ray.init(address=ray_address, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = progress
-    env = storage_env()
+    env = storage.storage_env()
     remote = {"runtime_env": {"env_vars": env}} if env else {}
     rows = [{"shard": i, "items": json.dumps([it.to_dict() for it in items])} for i, items in shards.items()]
     ds = ray.data.from_items(rows, override_num_blocks=len(rows))

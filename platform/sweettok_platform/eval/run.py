@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from dataclasses import asdict, replace
 from functools import reduce
@@ -19,12 +18,12 @@ from sweettok_platform.eval.config import WEIGHTED_METRICS, EvalConfig
 from sweettok_platform.eval.conventions import CONVENTIONS, check_weights
 from sweettok_platform.eval.pipeline import run_local, run_ray
 from sweettok_platform.eval.scorer import Partial, ScorerConfig, file_sha256
+from sweettok_platform.log import get_logger
 
 SCHEMA_VERSION = 1
 
 
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+_log = get_logger("eval").info
 
 
 class Progress:
@@ -43,7 +42,7 @@ class Progress:
         if now - self.last >= self.every_s or self.shards == self.total:
             self.last = now
             dt = max(now - self.start, 1e-9)
-            self.log(f"eval: shards {self.shards}/{self.total}  clips {self.clips} ({self.clips / dt:.1f} clips/s)  "
+            self.log(f"shards {self.shards}/{self.total}  clips {self.clips} ({self.clips / dt:.1f} clips/s)  "
                      f"errors {self.errors}  {dt:.1f}s")
 
 
@@ -55,7 +54,7 @@ def _whole(x: float) -> float | int:
     return int(x) if float(x).is_integer() else x
 
 
-def evaluate(config: EvalConfig, log: Callable[[str], None] = _stderr) -> dict[str, Any]:
+def evaluate(config: EvalConfig, log: Callable[[str], None] = _log) -> dict[str, Any]:
     """Score ``config``'s tokenizer on its source; writes ``eval.json`` + ``card.md`` to ``config.output`` and
     returns the ``eval.json`` dict (means over clips, per-clip rows, conventions, weight hashes, errors)."""
     start = time.perf_counter()
@@ -73,7 +72,7 @@ def evaluate(config: EvalConfig, log: Callable[[str], None] = _stderr) -> dict[s
                           teacher_only=config.teacher_only, batch_size=config.batch_size,
                           lpips_vgg=config.lpips_vgg, i3d=config.i3d, inception=config.inception,
                           threads=max(1, int(config.num_cpus)))
-    log(f"eval: {len(items)} files in {len(shards)} shards, {spec.frames}x{spec.height}x{spec.width} clips "
+    log(f"{len(items)} files in {len(shards)} shards, {spec.frames}x{spec.height}x{spec.width} clips "
         f"({spec.policy}), {'in process' if config.in_process else f'{config.actors} actors'} -> {config.output}")
     if config.in_process:
         rows = run_local(shards, spec, scorer, config.decode_timeout_s)
@@ -103,7 +102,7 @@ def evaluate(config: EvalConfig, log: Callable[[str], None] = _stderr) -> dict[s
     from sweettok_platform.eval.report import write_card
 
     write_card(config, result, spec)
-    log(f"eval: done: {result['clips']} clips, PSNR {result['psnr']:.2f} dB, SSIM {result['ssim']:.4f}, "
+    log(f"done: {result['clips']} clips, PSNR {result['psnr']:.2f} dB, SSIM {result['ssim']:.4f}, "
         f"{len(errors)} errors in {seconds:.1f}s -> {config.output}")
     return result
 

@@ -7,15 +7,18 @@ the data shard and Ray Train's report/checkpoint calls.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from sweettok_platform.log import get_logger
 from sweettok_platform.train.config import TrainJobConfig
+
+log = get_logger("train")
 
 
 @dataclass(kw_only=True)
@@ -51,9 +54,20 @@ def deepspeed_config(stage: Any, *, zero_stage: int, precision: str, lr: float) 
     return config
 
 
-def _set_lr(engine: Any, lr: float) -> None:
-    for group in engine.optimizer.param_groups:
-        group["lr"] = lr
+class EngineUpdater:
+    """``sweettok.train.trainer.Updater`` over a DeepSpeed engine (its config does clipping and precision)."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.engine.optimizer.param_groups:
+            group["lr"] = lr
+
+    def update(self, loss: Any) -> dict[str, float]:
+        self.engine.backward(loss)
+        self.engine.step()
+        return {}
 
 
 def train_worker(config: dict[str, Any]) -> None:
@@ -156,7 +170,8 @@ class StageRunner:
                     return
             skipped.append(f"{checkpoint.path}: {problem}")
             if self.rank == 0:
-                self._log(f"warning: checkpoint {checkpoint.path} fails verification ({problem}); trying an older one")
+                self._log(f"checkpoint {checkpoint.path} fails verification ({problem}); trying an older one",
+                          logging.WARNING)
         if skipped:
             raise integrity.CheckpointCorruptError(f"no intact checkpoint to resume from: {'; '.join(skipped)}")
 
@@ -231,25 +246,13 @@ class StageRunner:
         return {k: float(v) / self.world for k, v in zip(keys, values.tolist())}
 
     def train_step(self) -> dict[str, float]:
-        """One optimizer step of the generator (and the discriminator in stage 3); returns metrics."""
-        from sweettok.train.config import lr_at
+        """One optimizer step of the generator (and the discriminator in stage 3): the step the in-process
+        ``Trainer`` runs (``sweettok.train.trainer.train_step``), with DeepSpeed engines as updaters."""
+        from sweettok.train.trainer import train_step
 
-        cfg = self.plan.stage
         x = self.loader.next_batch().to(self.device, self.dtype)  # (b, c, t, h, w)
-        lr = lr_at(self.step, cfg)
-        _set_lr(self.engine, lr)
-        loss, metrics = self.objective.generator_loss(self.engine, x, self.index, self.step)
-        self.engine.backward(loss)
-        self.engine.step()
-        metrics = {**metrics, "lr": lr}
-        if self.disc is not None:
-            _set_lr(self.disc, lr_at(self.step, cfg, peak=cfg.disc_lr))
-            d_loss, d_metrics = self.objective.discriminator_loss(x, self.objective.last_reconstruction, self.step)
-            self.disc.backward(d_loss)
-            self.disc.step()
-            metrics.update(d_metrics)
-        if self.ema is not None:
-            self.ema.update(self.engine.module)
+        metrics = train_step(self.engine, self.objective, self.plan.stage, self.step, x,
+                             EngineUpdater(self.engine), EngineUpdater(self.disc) if self.disc else None, self.ema)
         return {**metrics, **self._memory()}
 
     def _memory(self) -> dict[str, float]:
@@ -294,11 +297,8 @@ class StageRunner:
             if self.step % every == 0 or self.step == cfg.steps:
                 self._save({k: v for k, v in row.items() if isinstance(v, (int, float))})
 
-    def _log(self, message: str) -> None:
-        # straight to the process's stdout: Ray Train's patched print() tees wrapped streams (lines twice)
-        stream = sys.__stdout__ or sys.stdout
-        stream.write(f"[{self.plan.job.run_name(self.plan.stage.name)}] {message}\n")
-        stream.flush()
+    def _log(self, message: str, level: int = logging.INFO) -> None:
+        log.log(level, f"[{self.plan.job.run_name(self.plan.stage.name)}] {message}")
 
 
 def _progress_line(row: dict[str, Any], total: int) -> str:

@@ -11,18 +11,16 @@ as a tokenizer bundle.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from dataclasses import dataclass
 
 from sweettok import storage
 from sweettok.train.config import STAGE_NAMES, StageConfig
+from sweettok_platform.log import get_logger
 from sweettok_platform.train import checkpoint as ck
 from sweettok_platform.train.config import TrainJobConfig
 from sweettok_platform.train.data import list_clips, resolve_paths
 
-FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION",
-                 "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
 
 
 @dataclass(kw_only=True)
@@ -35,8 +33,7 @@ class StagePlan:
     done: ck.StageResult | None  # set when this stage already finished (a rerun skips it)
 
 
-def _log(message: str) -> None:
-    print(f"sweettok train: {message}", file=sys.stderr, flush=True)
+log = get_logger("train")
 
 
 def init_weights_uri(uri: str) -> str:
@@ -168,7 +165,7 @@ def run_stage(
     plan = WorkerPlan(job=config, stage=stage, model_config=model_config.to_dict(), init_weights=init_ref,
                       init_prefix=init_prefix,
                       live_metrics=os.path.join(log_dir, "metrics.jsonl"))
-    env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ and config.storage_path.startswith("s3://")}
+    env = storage.storage_env() if config.storage_path.startswith("s3://") else {}
     if not config.use_gpu:
         env["DS_ACCELERATOR"] = "cpu"
     resources = {"CPU": config.cpus_per_worker}
@@ -194,9 +191,9 @@ def run_stage(
     from sweettok_platform.train.integrity import drop_stale_ray_snapshot
 
     if drop_stale_ray_snapshot(config.stage_uri(stage.name)):
-        _log(f"{stage.name}: Ray's run snapshot listed a removed checkpoint; resuming from the checkpoints on storage")
+        log.warning(f"{stage.name}: Ray's run snapshot listed a removed checkpoint; resuming from the checkpoints on storage")
     started = time.perf_counter()
-    _log(f"{stage.name}: {stage.steps} steps on {config.num_workers} workers -> {config.stage_uri(stage.name)}")
+    log.info(f"{stage.name}: {stage.steps} steps on {config.num_workers} workers -> {config.stage_uri(stage.name)}")
     try:
         trainer.fit()
     except Exception as e:  # Ray's "Training failed due to worker errors:" -> the first worker's exception
@@ -210,7 +207,7 @@ def run_stage(
     result = ck.StageResult(stage=stage.name, checkpoint=final, steps=stage.steps)
     _write_stage_report(config, stage, result, log_dir)
     ck.write_final(config.stage_uri(stage.name), result)
-    _log(f"{stage.name}: done in {time.perf_counter() - started:.0f} s -> {final}")
+    log.info(f"{stage.name}: done in {time.perf_counter() - started:.0f} s -> {final}")
     return result
 
 
@@ -219,7 +216,7 @@ def _prune(config: TrainJobConfig, stage: StageConfig) -> None:
     from sweettok_platform.train.integrity import prune
 
     for uri in prune(config.stage_uri(stage.name), config.keep_checkpoints, config.num_workers):
-        _log(f"{stage.name}: removed old checkpoint {uri} (keep_checkpoints={config.keep_checkpoints})")
+        log.info(f"{stage.name}: removed old checkpoint {uri} (keep_checkpoints={config.keep_checkpoints})")
 
 
 def _write_stage_report(config: TrainJobConfig, stage: StageConfig, result: ck.StageResult, log_dir: str) -> None:
@@ -246,7 +243,7 @@ def export_bundle(config: TrainJobConfig, result: ck.StageResult) -> str:
     uri = config.bundle_uri()
     digest = save_bundle(model.eval(), uri, extra={"trained": {"job": config.name, "stage": result.stage,
                                                               "checkpoint": result.checkpoint}})
-    _log(f"exported bundle {uri} (hash {digest[:12]})")
+    log.info(f"exported bundle {uri} (hash {digest[:12]})")
     return uri
 
 
@@ -266,13 +263,13 @@ def run_curriculum(config: TrainJobConfig) -> str:
     result: ck.StageResult | None = None
     for plan in plans:
         if plan.done is not None:
-            _log(f"{plan.stage.name}: already finished ({plan.done.checkpoint}); skipping")
+            log.info(f"{plan.stage.name}: already finished ({plan.done.checkpoint}); skipping")
             result = plan.done
             continue
         init = plan.init or (result.weights if result is not None else None)
         result = run_stage(config, plan.stage, init, plan.init_prefix if plan.init else None)
     assert result is not None
-    _log(f"curriculum {config.stages} done in {time.perf_counter() - started:.0f} s")
+    log.info(f"curriculum {config.stages} done in {time.perf_counter() - started:.0f} s")
     if result.stage == "stage3":
         return export_bundle(config, result)
     return result.checkpoint
