@@ -36,7 +36,7 @@ TEMPORAL_PREFIXES = (
 )
 
 
-def _unwrap(model: nn.Module) -> SweetTokenizer:
+def unwrap(model: nn.Module) -> SweetTokenizer:
     """The SweetTokenizer inside a DDP / DeepSpeed wrapper (or the model itself)."""
     while hasattr(model, "module") and isinstance(model.module, nn.Module):
         model = model.module
@@ -66,7 +66,7 @@ def trainable_parameters(
     ``freeze_tokenizer`` (queries, encoder, quantizers and projector frozen: the tokens stop moving), plus
     the teacher's pixel decoder when ``finetune_teacher_decoder`` (its encoder and codebook stay frozen).
     """
-    model = _unwrap(model)
+    model = unwrap(model)
     if stage == 0:
         return list(model.teacher.parameters())
     if stage not in (1, 2, 3):
@@ -91,7 +91,7 @@ def set_trainable(
     """Freeze every parameter of ``model`` except ``trainable_parameters(...)``, which it returns."""
     params = trainable_parameters(model, stage, finetune_teacher_decoder, freeze_tokenizer)
     keep = {id(p) for p in params}
-    for p in _unwrap(model).parameters():
+    for p in unwrap(model).parameters():
         p.requires_grad_(id(p) in keep)
     return params
 
@@ -170,7 +170,7 @@ class CurriculumObjective(nn.Module):
         return self._pixels(model, x, step, cfg)
 
     def _stage0(self, model: nn.Module, x: Tensor, cfg: StageConfig) -> StepOutput:
-        teacher = _unwrap(model).teacher
+        teacher = unwrap(model).teacher
         if not isinstance(teacher, VQTeacher):
             raise ValueError(
                 f"stage 0 trains the project's VQ teacher; this model's teacher ({type(teacher).__name__}) "
@@ -187,7 +187,7 @@ class CurriculumObjective(nn.Module):
         return StepOutput(loss, {"loss": float(loss.detach()), **metrics}, recon.detach())
 
     def _proxy_codes(self, model: nn.Module, x: Tensor, stage: int, cfg: StageConfig) -> StepOutput:
-        inner = _unwrap(model)
+        inner = unwrap(model)
         if stage == 1 or cfg.data == "images":
             x = x[:, :, :1]  # images: the first frame, spatial branch only
         with torch.no_grad():
@@ -210,7 +210,7 @@ class CurriculumObjective(nn.Module):
         return StepOutput(loss, metrics)
 
     def _pixels(self, model: nn.Module, x: Tensor, step: int, cfg: StageConfig) -> StepOutput:
-        inner = _unwrap(model)
+        inner = unwrap(model)
         if cfg.data == "images":
             x = x[:, :, :1]
         out = model(x, pixels=True)

@@ -1,22 +1,26 @@
-"""A single-process trainer for one curriculum stage: model + objective + optimizers + EMA.
+"""One training step for every curriculum stage, and a single-process trainer around it.
 
-``train_step(batch) -> metrics`` runs the generator step (and the discriminator step in stage 3 once
-``disc_start`` is reached); ``state_dict`` / ``load_state_dict`` hold everything needed to resume
-(model, optimizers, discriminator, EMA, step). The Ray runner may wrap it, or call the objective itself.
+``train_step`` is the step both paths run: the generator update, the discriminator update in stage 3
+(with a GAN term), the EMA. How a loss becomes a parameter update is an ``Updater``: ``AdamWUpdater``
+here (plain AdamW, optional fp16 loss scaling and clipping), a DeepSpeed engine on the Ray Train workers
+(``sweettok_platform.train.loop.EngineUpdater``). So what the tests train is what the cluster trains.
+
+``Trainer`` holds model + objective + optimizers + EMA for one stage in one process; ``state_dict`` /
+``load_state_dict`` hold everything needed to resume (model, optimizers, discriminator, EMA, step).
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from typing import Any
+from typing import Any, Callable, Protocol
 
 import torch
 from torch import Tensor, nn
 
 from sweettok.train.config import StageConfig, lr_at
 from sweettok.train.ema import EMA
-from sweettok.train.objectives import CurriculumObjective, set_trainable
+from sweettok.train.objectives import CurriculumObjective, set_trainable, unwrap
 
 _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -45,63 +49,101 @@ def adamw(params: list[nn.Parameter] | list[dict[str, Any]], cfg: StageConfig, l
     return torch.optim.AdamW(params, lr=lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
 
 
+class Updater(Protocol):
+    """Turns a loss into a parameter update (backward, clipping, optimizer step)."""
+
+    def set_lr(self, lr: float) -> None: ...
+
+    def update(self, loss: Tensor) -> dict[str, float]:
+        """Backward and step; returns metrics of the update (e.g. ``grad_norm``)."""
+        ...
+
+
+class AdamWUpdater:
+    """In-process updates: ``optimizer`` with optional fp16 loss scaling and gradient clipping."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, grad_clip: float = 0.0,
+                 scaler: torch.amp.GradScaler | None = None) -> None:
+        self.optimizer, self.grad_clip = optimizer, grad_clip
+        self.scaler = scaler or torch.amp.GradScaler("cpu", enabled=False)
+        self.params = [p for group in optimizer.param_groups for p in group["params"]]
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def update(self, loss: Tensor) -> dict[str, float]:
+        metrics = {}
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            metrics["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip))
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return metrics
+
+
+def train_step(
+    model: nn.Module, objective: CurriculumObjective, cfg: StageConfig, step: int, batch: Tensor,
+    generator: Updater, discriminator: Updater | None = None, ema: EMA | None = None,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+) -> dict[str, float]:
+    """One optimisation step of stage ``cfg`` at ``step`` on ``batch`` (b, c, t, h, w): the generator
+    update, then (``discriminator`` given: stage 3 with a GAN term) the discriminator update on the real
+    clips and the detached reconstruction, every step (its loss is exactly 0 before ``disc_start``), then the
+    EMA of the unwrapped model. ``model`` may be a wrapper (a DeepSpeed engine). Returns the metrics."""
+    lr = lr_at(step, cfg)
+    generator.set_lr(lr)
+    with autocast():
+        loss, metrics = objective.generator_loss(model, batch, cfg.index, step)
+    metrics.update(generator.update(loss))
+    if discriminator is not None:
+        discriminator.set_lr(lr_at(step, cfg, cfg.disc_lr))
+        fake = objective.last_reconstruction
+        assert fake is not None, "the generator step keeps its reconstruction for the discriminator"
+        with autocast():
+            d_loss, d_metrics = objective.discriminator_loss(batch, fake, step)
+        discriminator.update(d_loss)
+        metrics.update(d_metrics)
+    if ema is not None:
+        ema.update(unwrap(model))
+    return {**metrics, "lr": lr}
+
+
 class Trainer:
     """Trains ``model`` on one stage. ``batch`` is (b, c, t, h, w) in [-0.5, 0.5] on any device."""
 
     def __init__(self, model: nn.Module, objective: CurriculumObjective, stage: StageConfig) -> None:
         self.model, self.objective, self.cfg = model, objective, stage
-        self.params = set_trainable(model, stage.index, stage.finetune_teacher_decoder, stage.freeze_tokenizer)
-        self.optimizer = adamw(param_groups(model, self.params, stage.weight_decay), stage, lr_at(0, stage))
-        self.disc_optimizer = (
+        params = set_trainable(model, stage.index, stage.finetune_teacher_decoder, stage.freeze_tokenizer)
+        self.optimizer = adamw(param_groups(model, params, stage.weight_decay), stage, lr_at(0, stage))
+        self.disc_optimizer = (  # as on the workers: stage 3 with a GAN term
             adamw(list(objective.discriminator.parameters()), stage, lr_at(0, stage, stage.disc_lr))
-            if stage.index == 3 else None
+            if stage.index == 3 and stage.loss.gan > 0 else None
         )
         self.ema = EMA(model, stage.ema_decay)
         self.step = 0
         device = next(model.parameters()).device
         self.device_type = device.type
         self.scaler = torch.amp.GradScaler(device.type, enabled=stage.precision == "fp16" and device.type == "cuda")
+        self.generator = AdamWUpdater(self.optimizer, stage.grad_clip, self.scaler)
+        self.discriminator = AdamWUpdater(self.disc_optimizer) if self.disc_optimizer is not None else None
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.cfg.precision == "fp32":
             return contextlib.nullcontext()
         return torch.autocast(self.device_type, dtype=_DTYPES[self.cfg.precision])
 
-    def _set_lr(self, optimizer: torch.optim.Optimizer, lr: float) -> None:
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-
     def train_step(self, batch: Tensor) -> dict[str, Any]:
         """One optimisation step; returns the step's metrics (floats) with ``stage``, ``step``, ``lr``."""
         start = time.perf_counter()
-        cfg, step = self.cfg, self.step
         self.model.train()
-        lr = lr_at(step, cfg)
-        self._set_lr(self.optimizer, lr)
-        with self._autocast():
-            loss, metrics = self.objective.generator_loss(self.model, batch, cfg.index, step)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        if cfg.grad_clip > 0:
-            self.scaler.unscale_(self.optimizer)
-            metrics["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip))
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.ema.update(self.model)
-        if self.disc_optimizer is not None and self.objective.disc_active(step):
-            self._set_lr(self.disc_optimizer, lr_at(step, cfg, cfg.disc_lr))
-            fake = self.objective.last_reconstruction
-            assert fake is not None, "the generator step keeps its reconstruction for the discriminator"
-            real = batch[:, :, : fake.shape[2]]
-            with self._autocast():
-                d_loss, d_metrics = self.objective.discriminator_loss(real, fake, step)
-            self.disc_optimizer.zero_grad(set_to_none=True)
-            d_loss.backward()
-            self.disc_optimizer.step()
-            metrics.update(d_metrics)
+        metrics = train_step(self.model, self.objective, self.cfg, self.step, batch, self.generator,
+                             self.discriminator, self.ema, self._autocast)
         self.step += 1
         elapsed = time.perf_counter() - start
-        return {"stage": cfg.name, "step": step, "lr": lr, **metrics,
+        return {"stage": self.cfg.name, "step": self.step - 1, **metrics,
                 "clips_per_s": batch.shape[0] / max(elapsed, 1e-9)}
 
     def state_dict(self) -> dict[str, Any]:
