@@ -11,6 +11,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from sweettok.typed import build
+
 
 @dataclass(kw_only=True)
 class PatchConfig:
@@ -144,20 +146,9 @@ class TokenizerConfig:
 
 
 def build_dataclass(cls: type, data: dict[str, Any]) -> Any:
-    """Build a (nested) dataclass from a dict, rejecting unknown keys with a readable error."""
-    names = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(data) - set(names)
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}; expected some of {sorted(names)}")
-    kwargs = {}
-    for key, value in data.items():
-        factory = names[key].default_factory
-        nested = factory() if factory is not dataclasses.MISSING else None
-        if isinstance(value, dict) and dataclasses.is_dataclass(nested):
-            kwargs[key] = build_dataclass(type(nested), value)
-        else:
-            kwargs[key] = value
-    return cls(**kwargs)
+    """Build a (nested) dataclass from a dict: ``sweettok.typed.build`` (types coerced and checked, unknown
+    keys refused, errors naming the dotted key)."""
+    return build(cls, data)
 
 
 def apply_overrides(config: Any, overrides: dict[str, Any]) -> Any:

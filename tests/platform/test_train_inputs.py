@@ -70,11 +70,20 @@ def test_too_few_clips_for_the_workers(tmp_path, real_video):
     ({"precision": "fp16"}, "precision fp16 needs use_gpu: true"),
     ({"stages": ["stage2", "stage1"]}, "in curriculum order"),
     ({"stage_overrides": {"stage9": {}}}, "unknown stages"),
-    ({"num_wrkers": 2}, "unknown TrainJobConfig keys"),
+    ({"num_wrkers": 2}, "num_wrkers: unknown setting; TrainJobConfig takes"),
+    ({"num_workers": "two"}, "num_workers: expected an integer, got 'two'"),
+    ({"stage_overrides": {"stage1": {"lr": "fast"}}}, "stage_overrides.stage1.lr: expected a number, got 'fast'"),
+    ({"stage_overrides": {"stage1": {"lrr": 1}}}, "stage_overrides.stage1.lrr: unknown setting"),
 ])
 def test_config_errors(tmp_path, real_videos, bad, message):
     with pytest.raises(ValueError, match=message):
         job(tmp_path, real_videos, **bad)
+
+
+def test_set_values_from_the_command_line_are_coerced_before_any_worker(tmp_path, real_videos):
+    config = job(tmp_path, real_videos, num_workers="2", stage_overrides={"stage1": {"lr": "1e-4", "steps": "1e2"}})
+    assert config.num_workers == 2 and config.stage_configs()["stage1"].lr == 1e-4
+    assert config.stage_configs()["stage1"].steps == 100
 
 
 def test_stage_overrides_and_precision(tmp_path, real_videos):

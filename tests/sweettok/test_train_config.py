@@ -51,7 +51,7 @@ def test_round_trip_and_readable_errors():
     assert again == cfg
     data = cfg.to_dict() | {"betas": [0.5, 0.6]}  # YAML gives lists
     assert StageConfig.from_dict(data).betas == (0.5, 0.6)
-    with pytest.raises(ValueError, match="unknown StageConfig keys"):
+    with pytest.raises(ValueError, match="stepz: unknown setting; StageConfig takes"):
         StageConfig.from_dict(cfg.to_dict() | {"stepz": 3})
     with pytest.raises(ValueError, match="stage name"):
         StageConfig(name="stage9", steps=1, batch_size=1)

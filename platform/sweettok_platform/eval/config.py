@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sweettok.typed import build
 from sweettok_platform.data.sources import SourceConfig
 from sweettok_platform.media import ClipSpec
 
@@ -48,21 +49,11 @@ class EvalConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "EvalConfig":
         data = dict(data)
-        known = set(cls.__dataclass_fields__)
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown eval settings {sorted(unknown)}; expected some of {sorted(known)}")
-        for name, kind in (("source", SourceConfig), ("clips", ClipSpec)):
-            value = data.get(name) or {}
-            if isinstance(value, dict):
-                bad = set(value) - set(kind.__dataclass_fields__)
-                if bad:
-                    raise ValueError(f"unknown {name} settings {sorted(bad)}; expected some of "
-                                     f"{sorted(kind.__dataclass_fields__)}")
-                data[name] = kind(**value)
+        if isinstance(data.get("metrics"), str):  # --metrics lpips,rfvd
+            data["metrics"] = [m.strip() for m in data["metrics"].split(",") if m.strip()]
         if not data.get("output"):
             raise ValueError("output is empty: give the directory to write eval.json and card.md to (local or s3://)")
-        config = cls(**data)
+        config = build(cls, data)
         config.check()
         return config
 

@@ -14,6 +14,7 @@ from typing import Any
 from sweettok import storage
 from sweettok.config import TokenizerConfig, build_dataclass, merge_dicts, preset
 from sweettok.train.config import STAGE_NAMES, StageConfig, stage_presets
+from sweettok.typed import build
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
@@ -117,6 +118,7 @@ class TrainJobConfig:
         bad = set(self.stage_overrides) - set(STAGE_NAMES)
         if bad:
             raise ValueError(f"stage_overrides names unknown stages {sorted(bad)}; expected {list(STAGE_NAMES)}")
+        self.stage_configs()  # every override checked (and coerced) here, on the submitting machine
 
     # ---- resolution ---------------------------------------------------------------------------
     def stage_configs(self) -> dict[str, StageConfig]:
@@ -126,7 +128,7 @@ class TrainJobConfig:
             data = merge_dicts(cfg.to_dict(), self.stage_overrides.get(cfg.name, {}))
             if self.checkpoint_every is not None:
                 data["checkpoint_every"] = self.checkpoint_every
-            out[cfg.name] = StageConfig.from_dict(data)
+            out[cfg.name] = build(StageConfig, data, f"stage_overrides.{cfg.name}")
         return out
 
     def precision_for(self, stage: StageConfig) -> str:
