@@ -6,8 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-ClipPolicy = Literal["center", "random", "windows"]
-ResizePolicy = Literal["squash", "crop"]
+from sweettok_platform.media import ClipPolicy, ResizePolicy  # the same choices as encode and the batch job
 
 
 class EncodeOptions(BaseModel):
