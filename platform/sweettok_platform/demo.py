@@ -103,7 +103,7 @@ def train_curriculum(out: Path, codebook: str, videos: list[Path]) -> str:
 
 
 def tokenize_corpus(out: Path, bundle: str, videos: list[Path]) -> None:
-    from sweettok_platform.data.pipeline import TokenizeConfig, tokenize_dataset
+    from sweettok_platform.data.pipeline import TokenizeJobConfig, tokenize_dataset
     from sweettok_platform.data.reader import CorpusDataset, read_errors
     from sweettok_platform.data.samples import corrupt_file, make_sample_dataset, truncate_file
     from sweettok_platform.data.sources import SourceConfig
@@ -117,7 +117,7 @@ def tokenize_corpus(out: Path, bundle: str, videos: list[Path]) -> None:
     truncate_file(sorted(first_class.glob("*_g01_*"))[0], root / broken[1])  # the first 30% of a real file
     with open(root / "trainlist01.txt", "a") as f:
         f.writelines(f"{name} 1\n" for name in broken)
-    card = tokenize_dataset(TokenizeConfig(
+    card = tokenize_dataset(TokenizeJobConfig(
         source=SourceConfig(kind="ucf101", root=str(root), split="train"),
         output=str(out / "corpus"),
         encode=EncodeConfig(bundle=bundle, batch_size=8),

@@ -8,7 +8,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from sweettok_platform.data.pipeline import TokenizeConfig, tokenize_dataset
+from sweettok_platform.data.pipeline import TokenizeJobConfig, tokenize_dataset
 from sweettok_platform.data.reader import CorpusDataset, ray_dataset
 from sweettok_platform.data.samples import make_sample_dataset
 from sweettok_platform.data.sources import SourceConfig
@@ -27,7 +27,7 @@ def test_language_corpus_reads_back_as_words_of_the_right_part_of_speech(ray_clu
     root = tmp_path / "ucf"
     make_sample_dataset(root, [p for p in real_videos if p.name == "bikes.mp4"], layout="ucf101", per_class=2,
                         frames=12)
-    config = TokenizeConfig(source=SourceConfig(kind="ucf101", root=str(root), split="train"),
+    config = TokenizeJobConfig(source=SourceConfig(kind="ucf101", root=str(root), split="train"),
                             output=str(tmp_path / "corpus"), encode=EncodeConfig(bundle=bundle), progress=False)
     card = tokenize_dataset(config)
     assert card.quantizer == "language" and card.clips >= 1

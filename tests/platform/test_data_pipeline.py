@@ -14,7 +14,7 @@ import torch
 
 import sweettok
 from sweettok_platform.data.corpus import CorpusCard, clip_id
-from sweettok_platform.data.pipeline import TokenizeConfig, tokenize_dataset
+from sweettok_platform.data.pipeline import TokenizeJobConfig, tokenize_dataset
 from sweettok_platform.data.reader import CorpusDataset, ray_dataset, read_errors, read_table
 from sweettok_platform.data.samples import corrupt_file, make_sample_dataset, truncate_file
 from sweettok_platform.data.sources import SourceConfig, list_items
@@ -62,7 +62,7 @@ def test_bad_files_go_to_errors_and_the_rest_is_tokenized(ray_cluster, dataset: 
     rows = [(k, u) for k, u in good.items()] + [(f"bad/{n}", str(bad / n)) for n in
                                                 ("corrupt.mp4", "truncated.avi", "hang.mp4", "missing.mp4")]
     manifest.write_text("uri,label\n" + "".join(f"{u},{n % 2}\n" for n, (_, u) in enumerate(rows)))
-    config = TokenizeConfig(source=SourceConfig(kind="manifest", root=str(manifest)), output=str(tmp_path / "corpus"),
+    config = TokenizeJobConfig(source=SourceConfig(kind="manifest", root=str(manifest)), output=str(tmp_path / "corpus"),
                             encode=EncodeConfig(bundle=bundle, batch_size=3), files_per_shard=4,
                             clips=ClipSpec(policy="windows", stride=6), decode_timeout_s=4.0, progress=False)
     card = tokenize_dataset(config)
@@ -107,7 +107,7 @@ def test_s3_corpus_read_back_with_plain_pyarrow(ray_cluster, s3_endpoint: str, s
     sweettok.save_bundle(sweettok.SweetTokenizer(sweettok.preset("tiny")), bundle)
 
     output = f"s3://{s3_bucket}/corpora/ucf-train"
-    config = TokenizeConfig.from_dict({
+    config = TokenizeJobConfig.from_dict({
         "source": {"kind": "ucf101", "root": f"s3://{s3_bucket}/ucf", "split": "train"}, "output": output,
         "encode": {"bundle": bundle, "batch_size": 2}, "files_per_shard": 2, "progress": False,
         "decode_timeout_s": 30.0,

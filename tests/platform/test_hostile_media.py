@@ -127,7 +127,7 @@ def test_serve_decoder_memory_cap(huge, real_video):
 
 def test_tokenize_job_writes_error_rows_for_oversized_and_reads_narrow_videos(ray_cluster, huge, real_video,
                                                                                tmp_path):
-    from sweettok_platform.data.pipeline import TokenizeConfig, tokenize_dataset
+    from sweettok_platform.data.pipeline import TokenizeJobConfig, tokenize_dataset
     from sweettok_platform.data.reader import read_errors, read_table
     from sweettok_platform.data.sources import SourceConfig
     from sweettok_platform.data.tokenizer import EncodeConfig
@@ -138,7 +138,7 @@ def test_tokenize_job_writes_error_rows_for_oversized_and_reads_narrow_videos(ra
     sweettok.save_bundle(sweettok.SweetTokenizer(sweettok.preset("tiny")), bundle)
     manifest = tmp_path / "manifest.csv"
     manifest.write_text("uri,label\n" + "".join(f"{p},0\n" for p in (real_video, narrow, huge)))
-    config = TokenizeConfig(source=SourceConfig(kind="manifest", root=str(manifest)), output=str(tmp_path / "corpus"),
+    config = TokenizeJobConfig(source=SourceConfig(kind="manifest", root=str(manifest)), output=str(tmp_path / "corpus"),
                             encode=EncodeConfig(bundle=bundle, batch_size=2), files_per_shard=3,
                             decode_timeout_s=60.0, progress=False)
     card = tokenize_dataset(config)

@@ -14,7 +14,7 @@ import yaml
 from sweettok_platform.cli import main
 from sweettok_platform.media import ClipSpec
 from sweettok_platform.serve import LimitsConfig, ServeConfig, deploy_config
-from sweettok_platform.serve.inputs import decode_file, decode_npy, suffix_for
+from sweettok_platform.serve.inputs import decode_upload, decode_npy, suffix_for
 from sweettok_platform.serve.limits import RequestError, check_ids, read_body
 
 REPO = Path(__file__).resolve().parents[2]
@@ -105,7 +105,7 @@ def test_npy_input_and_frame_limits():
 
 def test_video_frame_count_limit(real_video):
     with pytest.raises(RequestError, match="frames; the limit") as e:
-        decode_file(real_video.read_bytes(), ".mp4", SPEC, LimitsConfig(max_video_frames=100))
+        decode_upload(real_video.read_bytes(), ".mp4", SPEC, LimitsConfig(max_video_frames=100))
     assert e.value.status == 413
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from sweettok_platform.cli import main
 from sweettok_platform.data.corpus import clip_id
-from sweettok_platform.data.pipeline import TokenizeConfig, tokenize_dataset
+from sweettok_platform.data.pipeline import TokenizeJobConfig, tokenize_dataset
 from sweettok_platform.data.samples import make_sample_dataset
 from sweettok_platform.media import ClipSpec, clip_starts
 
@@ -51,7 +51,7 @@ def test_killed_job_rerun_has_every_clip_once(ray_cluster, dataset: Path, tmp_pa
     done_at_kill = len([p for p in data.iterdir() if p.name.startswith("part-")])
     assert 1 <= done_at_kill < 9
 
-    config = TokenizeConfig.from_dict({
+    config = TokenizeJobConfig.from_dict({
         "source": {"kind": "folders", "root": str(dataset)}, "output": str(output),
         "encode": {"preset": "tiny", "batch_size": 2}, "clips": {"policy": "windows", "stride": 4},
         "files_per_shard": 1, "decode_concurrency": 1, "progress": False,
@@ -84,7 +84,7 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) 
 def test_job_specs_parse(job: Path) -> None:
     import yaml
 
-    config = TokenizeConfig.from_dict(yaml.safe_load(job.read_text()))
+    config = TokenizeJobConfig.from_dict(yaml.safe_load(job.read_text()))
     assert config.output and config.source.root and (config.encode.bundle or config.encode.preset)
 
 

@@ -17,7 +17,7 @@ import torch
 import sweettok
 from sweettok.bundle import BundleIntegrityError
 from sweettok.storage import StorageUnavailableError
-from sweettok_platform.data.pipeline import TokenizeConfig, tokenize_dataset
+from sweettok_platform.data.pipeline import TokenizeJobConfig, tokenize_dataset
 from sweettok_platform.data.reader import read_errors, read_table
 from sweettok_platform.data.samples import make_sample_dataset
 
@@ -123,8 +123,8 @@ def through_proxy(s3_endpoint: str, monkeypatch):
         p.close()
 
 
-def _config(root: str, output: str, **extra) -> TokenizeConfig:
-    return TokenizeConfig.from_dict({"source": {"kind": "folders", "root": root}, "output": output,
+def _config(root: str, output: str, **extra) -> TokenizeJobConfig:
+    return TokenizeJobConfig.from_dict({"source": {"kind": "folders", "root": root}, "output": output,
                                      "encode": {"preset": "tiny"}, "files_per_shard": 3, "progress": False,
                                      "decode_timeout_s": 60.0, **extra})
 
@@ -188,7 +188,7 @@ def test_resume_with_a_tampered_bundle_is_refused(ray_cluster, videos: Path, tmp
     bundle = str(tmp_path / "bundle")
     sweettok.save_bundle(sweettok.SweetTokenizer(sweettok.preset("tiny")), bundle)
     out = str(tmp_path / "corpus")
-    config = TokenizeConfig.from_dict({"source": {"kind": "folders", "root": str(videos)}, "output": out,
+    config = TokenizeJobConfig.from_dict({"source": {"kind": "folders", "root": str(videos)}, "output": out,
                                        "encode": {"bundle": bundle}, "files_per_shard": 1, "progress": False})
     tokenize_dataset(config)
     os.remove(Path(out) / "data" / "part-00001.parquet")  # as if killed midway

@@ -8,7 +8,7 @@ import boto3
 import pytest
 
 from sweettok_platform.data.overwrite import UnsafeOverwriteError, clear_corpus
-from sweettok_platform.data.pipeline import TokenizeConfig, tokenize_dataset
+from sweettok_platform.data.pipeline import TokenizeJobConfig, tokenize_dataset
 from sweettok_platform.data.samples import make_sample_dataset
 
 
@@ -20,8 +20,8 @@ def videos(tmp_path_factory: pytest.TempPathFactory, real_videos: list[Path]) ->
     return root
 
 
-def _config(root: str, output: str) -> TokenizeConfig:
-    return TokenizeConfig.from_dict({"source": {"kind": "folders", "root": root}, "output": output,
+def _config(root: str, output: str) -> TokenizeJobConfig:
+    return TokenizeJobConfig.from_dict({"source": {"kind": "folders", "root": root}, "output": output,
                                      "encode": {"preset": "tiny"}, "overwrite": True, "progress": False})
 
 

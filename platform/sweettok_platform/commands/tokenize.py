@@ -80,9 +80,9 @@ def settings_from_args(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sweettok_platform.data.pipeline import TokenizeConfig, tokenize_dataset
+    from sweettok_platform.data.pipeline import TokenizeJobConfig, tokenize_dataset
 
-    card = tokenize_dataset(TokenizeConfig.from_dict(settings_from_args(args)))
+    card = tokenize_dataset(TokenizeJobConfig.from_dict(settings_from_args(args)))
     print(json.dumps({"output": card.output, "rows": card.clips, "files": card.files, "errors": card.files_failed,
                       "shards": f"{card.shards_done}/{card.shards}", "skipped_shards": card.shards_skipped,
                       "seconds": card.seconds, "tokenizer": card.tokenizer}))

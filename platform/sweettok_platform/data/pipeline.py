@@ -33,7 +33,7 @@ from sweettok_platform.media import ClipSpec
 
 
 @dataclass(kw_only=True)
-class TokenizeConfig:
+class TokenizeJobConfig:
     """One tokenization job. ``clips`` frames/height/width are taken from the tokenizer's geometry."""
 
     source: SourceConfig
@@ -54,7 +54,7 @@ class TokenizeConfig:
     ray_address: str | None = None  # None: RAY_ADDRESS or a local cluster
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TokenizeConfig":
+    def from_dict(cls, data: dict[str, Any]) -> "TokenizeJobConfig":
         data = dict(data)
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(data) - known
@@ -204,7 +204,7 @@ def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def decode_memory(config: TokenizeConfig, spec: ClipSpec) -> int:
+def decode_memory(config: TokenizeJobConfig, spec: ClipSpec) -> int:
     """Bytes a decode task should reserve: its shard's clips (one per file, times 4 for windows) twice over,
     plus room for the decoder."""
     clip = spec.frames * spec.height * spec.width * 3
@@ -212,7 +212,7 @@ def decode_memory(config: TokenizeConfig, spec: ClipSpec) -> int:
     return 2 * config.files_per_shard * per_file + (512 << 20)
 
 
-def build_dataset(config: TokenizeConfig, shards: dict[int, list[Item]], spec: ClipSpec, info: TokenizerInfo):
+def build_dataset(config: TokenizeJobConfig, shards: dict[int, list[Item]], spec: ClipSpec, info: TokenizerInfo):
     """The Ray Dataset of the job: one row per shard to do; its rows are the written shards' stats."""
     import ray
 
@@ -243,7 +243,7 @@ def build_dataset(config: TokenizeConfig, shards: dict[int, list[Item]], spec: C
                           **resources, **remote)
 
 
-def tokenize_dataset(config: TokenizeConfig, log: Callable[[str], None] = _stderr) -> CorpusCard:
+def tokenize_dataset(config: TokenizeJobConfig, log: Callable[[str], None] = _stderr) -> CorpusCard:
     """Tokenize a dataset into a Parquet corpus at ``config.output``, resuming a partial one; returns its card."""
     start = time.perf_counter()
     info = describe_tokenizer(config.encode)

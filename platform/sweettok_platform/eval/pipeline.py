@@ -56,7 +56,7 @@ def run_ray(shards: dict[int, list], spec: ClipSpec, scorer: ScorerConfig, *, ac
     """Result rows of the shards, in completion order."""
     import ray
 
-    from sweettok_platform.data.pipeline import TokenizeConfig
+    from sweettok_platform.data.pipeline import TokenizeJobConfig
     from sweettok_platform.data.sources import SourceConfig
 
     if not ray.is_initialized():
@@ -66,7 +66,7 @@ def run_ray(shards: dict[int, list], spec: ClipSpec, scorer: ScorerConfig, *, ac
     remote = {"runtime_env": {"env_vars": env}} if env else {}
     rows = [{"shard": i, "items": json.dumps([it.to_dict() for it in items])} for i, items in shards.items()]
     ds = ray.data.from_items(rows, override_num_blocks=len(rows))
-    sizing = TokenizeConfig(source=SourceConfig(), output="-", files_per_shard=files_per_shard)  # for its memory
+    sizing = TokenizeJobConfig(source=SourceConfig(), output="-", files_per_shard=files_per_shard)  # for its memory
     ds = ds.map_batches(decode_shard, batch_size=1, batch_format="pyarrow",
                         compute=ray.data.TaskPoolStrategy(size=decode_concurrency), num_cpus=1,
                         memory=decode_memory(sizing, spec), fn_kwargs={"spec": asdict(spec), "timeout_s": timeout_s},

@@ -1,7 +1,7 @@
 """Request bodies -> uint8 clips for the model: uploaded videos/images, pre-decoded ``.npy`` frames, S3 URIs.
 
 Clips are cut exactly as the batch job cuts them (``sweettok_platform.media``: ``read_clips``,
-``clip_starts``, ``resize_frames``). ``decode_file`` runs inside the decoding sandbox (a separate
+``clip_starts``, ``resize_frames``). ``decode_upload`` runs inside the decoding sandbox (a separate
 process with time and memory limits) because it parses untrusted container formats; ``.npy`` frames are
 parsed in-process from their header (checked against the limits first) and raw bytes, never unpickled.
 S3 inputs: ``uris``.
@@ -58,7 +58,7 @@ def suffix_for(content_type: str | None, filename: str = "") -> str:
     )
 
 
-def decode_file(data: bytes, suffix: str, spec: ClipSpec, limits: LimitsConfig) -> Clips:
+def decode_upload(data: bytes, suffix: str, spec: ClipSpec, limits: LimitsConfig) -> Clips:
     """An untrusted image or video file -> clips, after checking its frame size (from the file's header,
     before any decoding), frame count and clip count."""
     if suffix in IMAGE_TYPES.values():

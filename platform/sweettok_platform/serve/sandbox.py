@@ -21,7 +21,7 @@ import numpy as np
 
 from sweettok_platform import sandboxing as wire
 from sweettok_platform.media import ClipSpec
-from sweettok_platform.serve.inputs import Clips, decode_file
+from sweettok_platform.serve.inputs import Clips, decode_upload
 from sweettok_platform.serve.limits import LimitsConfig, RequestError
 
 STARTUP_TIMEOUT_S = 120.0
@@ -141,7 +141,7 @@ def _serve_forever() -> None:
         except EOFError:
             return
         try:
-            clips = decode_file(bytes(data), request["suffix"], ClipSpec(**request["spec"]),
+            clips = decode_upload(bytes(data), request["suffix"], ClipSpec(**request["spec"]),
                                 LimitsConfig(**request["limits"]))
             frames = np.ascontiguousarray(clips.frames, dtype=np.uint8)
             del data, clips.frames
