@@ -136,7 +136,7 @@ def serve_and_call(bundle: str, video: Path, out: Path) -> None:
     import requests
 
     from sweettok import load_bundle
-    from sweettok_platform.serve.app import start, stop
+    from sweettok_platform.serve.lifecycle import start, stop
     from sweettok_platform.serve.config import ServeConfig
 
     config = ServeConfig(bundle=bundle, port=8765, access_log=False)

@@ -41,6 +41,33 @@ def _configure() -> logging.Logger:
     return root
 
 
+def ray_worker_setup() -> None:
+    """Ray ``worker_process_setup_hook`` of the project's jobs (``RAY_RUNTIME_ENV``): keeps worker output to
+    the project's lines and real warnings.
+
+    - Ray Train's INFO lines ("Reporting training result ...", the whole metrics dict, every step) and
+      DeepSpeed's INFO lines are dropped; their warnings stay.
+    - torch.distributed's deprecation warnings about calls DeepSpeed makes are dropped (nothing to act on).
+    - ``RAY_ADDRESS`` names this cluster, so Ray Train's placement-group monitor queries its own cluster's
+      state API when several clusters run on one machine (otherwise it dies with a traceback).
+    """
+    import warnings
+
+    try:
+        import ray
+
+        os.environ.setdefault("RAY_ADDRESS", ray.get_runtime_context().gcs_address)
+    except Exception:  # a setup hook that raises kills the worker; the address only quiets a monitor
+        pass
+    for name in ("ray.train", "DeepSpeed", "deepspeed"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.distributed")
+
+
+# the runtime_env that applies ray_worker_setup to every process of a job
+RAY_RUNTIME_ENV = {"worker_process_setup_hook": "sweettok_platform.log.ray_worker_setup"}
+
+
 def get_logger(component: str) -> logging.Logger:
     """The logger of one component (``sweettok.<component>``), configured on first use in each process."""
     _configure()

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     import ray
     from ray import serve
 
-    from sweettok_platform.serve.app import ingress_urls, local_ray_env, start
+    from sweettok_platform.serve.lifecycle import ingress_urls, local_ray_env, start
 
     began = time.monotonic()
     if args.address is None:

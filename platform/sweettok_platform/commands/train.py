@@ -51,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
     if args.address:
         import ray
 
-        ray.init(address=args.address)
+        from sweettok_platform.log import RAY_RUNTIME_ENV
+
+        ray.init(address=args.address, runtime_env=RAY_RUNTIME_ENV)
     uri = run_curriculum(config)
     print(json.dumps({"job": config.name, "result": uri}))
     return 0

@@ -7,8 +7,12 @@ __all__ = ["LimitsConfig", "ServeConfig", "build_app", "deploy_config", "ingress
 
 
 def __getattr__(name: str):  # the Ray/FastAPI side is imported only when used
-    if name in ("build_app", "ingress_urls", "start", "stop"):
+    if name == "build_app":
         from sweettok_platform.serve import app
 
-        return getattr(app, name)
+        return app.build_app
+    if name in ("ingress_urls", "start", "stop"):
+        from sweettok_platform.serve import lifecycle
+
+        return getattr(lifecycle, name)
     raise AttributeError(name)

@@ -1,110 +1,37 @@
-"""The HTTP side of the endpoint: a FastAPI ingress deployment in front of the batching model deployment.
+"""The endpoint's deployments: a FastAPI ingress (``Ingress``) in front of the batching model deployment.
 
 Routes: ``POST /v1/encode``, ``POST /v1/decode``, ``GET /v1/info``, ``GET /v1/stats``, ``GET /healthz``;
-the OpenAPI schema is at ``/openapi.json`` (docs at ``/docs``). Every refusal is JSON
-``{"status": 4xx, "detail": reason}``. ``build_app(args)`` is the application builder ``serve deploy``
-imports; ``start(config)`` runs the app on the local/connected Ray cluster and returns its base URL.
+the OpenAPI schema is at ``/openapi.json`` (docs at ``/docs``); the app object, request bodies and error
+mapping are in ``serve.api``. ``build_app(args)`` is the application builder ``serve deploy`` imports;
+``serve.lifecycle`` starts and stops it on a cluster.
 """
 
 # no `from __future__ import annotations`: FastAPI must see the real Annotated[...] types through Serve
 import asyncio
 import contextlib
-import dataclasses
 import hmac
 import io
 import json
 import os
-import time
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import FastAPI, Header, Query, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import ValidationError
 from ray import serve
 from ray.serve.handle import DeploymentHandle
-from starlette.exceptions import HTTPException
 
 from sweettok_platform.media import ClipSpec, encode_media
 from sweettok_platform.serve import schemas
-from sweettok_platform.serve.config import DIRECT_INGRESS_ENV, LOCAL_DRAINING_ENV, ServeConfig
+from sweettok_platform.serve.api import (
+    CONTROL_HEADROOM, DECODE_BODY, ENCODE_BODY, ERRORS, MEDIA_TYPES, ApiKey, error_cause, off_loop, parse_json, api,
+)
+from sweettok_platform.serve.config import ServeConfig
 from sweettok_platform.serve.inputs import Clips, decode_npy, suffix_for
 from sweettok_platform.serve.limits import RequestError, check_ids, read_body
 from sweettok_platform.serve.model import TokenizerModel, clips_in
 from sweettok_platform.serve.sandbox import DecoderPool
 from sweettok_platform.serve.uris import fetch_uri
-
-api = FastAPI(
-    title="SweetTok tokenizer endpoint",
-    version="1",
-    description="Encode videos and images into SweetTok ids (and words), and decode ids back into pixels. "
-    "Send the X-API-Key header when the service has a key.",
-)
-ERRORS = {s: {"model": schemas.ErrorResponse} for s in (400, 401, 403, 404, 408, 413, 415, 422, 503)}
-# Serve's own cap on requests in an ingress replica sits this far above the request pool (limits.max_requests,
-# enforced inside): health, info and stats always find a slot, even with the pool held by slow uploads
-CONTROL_HEADROOM = 64
-INLINE_PARSE_BYTES = 64 * 1024  # smaller JSON/.npy bodies are parsed inline: a thread hop costs more
-MEDIA_TYPES = {"mp4": "video/mp4", "png": "image/png", "npy": "application/x-npy"}
-ENCODE_BODY = {
-    "requestBody": {
-        "required": True,
-        "description": "The raw file with its Content-Type (video/mp4, video/webm, video/x-msvideo, image/png, "
-        "image/jpeg, or application/x-npy for uint8 frames (t,h,w,3)); or multipart/form-data with the file "
-        "in field 'file'; or application/json EncodeURIRequest for an object in S3. Clip options go in the "
-        "query (or in the JSON body).",
-        "content": {
-            **{t: {"schema": {"type": "string", "format": "binary"}} for t in
-               ("video/mp4", "video/webm", "video/x-msvideo", "image/png", "image/jpeg", "application/x-npy")},
-            "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}},
-            "application/json": {"schema": schemas.EncodeURIRequest.model_json_schema()},
-        },
-    }
-}
-DECODE_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": schemas.DecodeRequest.model_json_schema()}}}}
-ApiKey = Annotated[str | None, Header(alias="X-API-Key", description="the service's API key, if it has one")]
-
-
-def _error(status: int, reason: str) -> JSONResponse:
-    headers = {"Retry-After": "1"} if status == 503 else None
-    return JSONResponse({"status": status, "detail": reason}, status_code=status, headers=headers)
-
-
-def _parse_json(model: type, data: bytes) -> Any:
-    try:
-        return model.model_validate_json(data)
-    except ValidationError as e:
-        first = e.errors()[0]
-        raise RequestError(422, f"bad JSON body: {first['msg']} at {'.'.join(map(str, first['loc']))}") from None
-
-
-async def _off_loop(fn: Any, *args: Any, size: int) -> Any:
-    """``fn(*args)`` inline for small inputs, else in a thread so the event loop keeps answering."""
-    return fn(*args) if size < INLINE_PARSE_BYTES else await asyncio.to_thread(fn, *args)
-
-
-@api.exception_handler(RequestError)
-async def _request_error(_: Request, e: RequestError) -> JSONResponse:
-    return _error(e.status, e.reason)
-
-
-@api.exception_handler(RequestValidationError)
-async def _validation_error(_: Request, e: RequestValidationError) -> JSONResponse:
-    first = e.errors()[0] if e.errors() else {}
-    where = ".".join(str(p) for p in first.get("loc", ()))
-    return _error(422, f"{where}: {first.get('msg', 'invalid request')}")
-
-
-@api.exception_handler(HTTPException)
-async def _http_error(_: Request, e: HTTPException) -> JSONResponse:
-    return _error(e.status_code, str(e.detail))
-
-
-def _cause(e: BaseException) -> str:
-    """The message of an error raised in another replica (Ray wraps it), on one line."""
-    cause = getattr(e, "cause", None) or e
-    return (str(cause).strip().splitlines() or [type(cause).__name__])[0][:300]
 
 
 @serve.deployment(name="Ingress")
@@ -166,7 +93,7 @@ class Ingress:
         try:
             return await getattr(self.model, op).remote(x)
         except ValueError as e:  # ClipError raised in the model replica
-            raise RequestError(422, _cause(e)) from None
+            raise RequestError(422, error_cause(e)) from None
 
     async def _call(self, op: str, x: np.ndarray) -> np.ndarray:
         """One request's clips (encode) or ids (decode) through the model, batched with concurrent ones."""
@@ -214,7 +141,7 @@ class Ingress:
         try:
             info = await asyncio.wait_for(self._model_info(), timeout=10)
         except Exception as e:  # noqa: BLE001 - report, do not crash
-            return JSONResponse({"status": "unavailable", "detail": _cause(e)}, status_code=503)
+            return JSONResponse({"status": "unavailable", "detail": error_cause(e)}, status_code=503)
         return {"status": "ok", "tokenizer": info["tokenizer"]}
 
     @api.get("/v1/info", response_model=schemas.InfoResponse, responses=ERRORS, summary="the tokenizer served")
@@ -253,7 +180,7 @@ class Ingress:
         if not data:
             raise RequestError(400, "empty request body: send a video, an image, .npy frames or a JSON {\"uri\"}")
         if is_json:
-            body = await _off_loop(_parse_json, schemas.EncodeURIRequest, data, size=len(data))
+            body = await off_loop(parse_json, schemas.EncodeURIRequest, data, size=len(data))
             options = schemas.EncodeOptions(**body.model_dump(exclude={"uri"}))
             data = await asyncio.to_thread(fetch_uri, body.uri, self.limits.max_body_bytes,
                                            self.config.allowed_uri_prefixes)
@@ -265,7 +192,7 @@ class Ingress:
         spec = ClipSpec(frames=clip["frames"], height=clip["height"], width=clip["width"],
                         policy=options.policy, stride=options.stride, resize=options.resize, seed=options.seed)
         if suffix == ".npy":
-            clips: Clips = await _off_loop(decode_npy, data, spec, self.limits, size=len(data))
+            clips: Clips = await off_loop(decode_npy, data, spec, self.limits, size=len(data))
         else:
             clips = await self.decoders.decode(data, suffix, spec, self.limits, timeout=self.limits.decode_timeout_s)
         ids = await self._call("encode", clips.frames)
@@ -273,7 +200,8 @@ class Ingress:
         record = {
             "tokenizer": info["tokenizer"],
             "kind": clips.kind,
-            "layout": {"spatial": info["layout"]["spatial"], "temporal": info["layout"]["temporal"] if clips.kind == "video" else 0},
+            "layout": {"spatial": info["layout"]["spatial"],
+                       "temporal": info["layout"]["temporal"] if clips.kind == "video" else 0},
             "clips": [
                 {"start": s, "window": w, "fps": clips.fps, "ids": row, **({"words": wd} if wd is not None else {})}
                 for s, w, row, wd in zip(clips.starts, clips.windows, ids.tolist(), words)
@@ -295,7 +223,7 @@ class Ingress:
         try:
             form = await Request(request.scope, replay).form(max_files=1, max_fields=16)
         except Exception as e:  # noqa: BLE001 - malformed multipart bodies
-            raise RequestError(400, f"cannot parse multipart body: {_cause(e)}") from None
+            raise RequestError(400, f"cannot parse multipart body: {error_cause(e)}") from None
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             raise RequestError(422, "multipart body needs the file in a field named 'file'")
@@ -310,7 +238,7 @@ class Ingress:
             raise RequestError(415, "send the ids as application/json: {\"ids\": [...], \"format\": \"mp4\"}")
         with self._request_slot():
             data = await self._body(request, self.limits.max_json_bytes)
-            return await self._decode(await _off_loop(_parse_json, schemas.DecodeRequest, data, size=len(data)))
+            return await self._decode(await off_loop(parse_json, schemas.DecodeRequest, data, size=len(data)))
 
     async def _decode(self, body: schemas.DecodeRequest) -> Response:
         nested = bool(body.ids) and isinstance(body.ids[0], list)
@@ -354,77 +282,3 @@ def build_app(args: dict[str, Any] | None = None) -> serve.Application:
         },
     )
     return ingress.bind(model, settings)
-
-
-def local_ray_env(config: ServeConfig) -> None:
-    """Set this process's environment for a local Ray cluster about to be started for ``config``."""
-    if config.direct_ingress:
-        os.environ.update(DIRECT_INGRESS_ENV)
-        for name, value in LOCAL_DRAINING_ENV.items():
-            os.environ.setdefault(name, value)
-
-
-def ingress_urls(config: ServeConfig) -> list[str]:
-    """Base URLs of the app's ingress replicas, as Serve publishes them to load balancers.
-
-    With direct ingress these are the replicas' own HTTP servers; without it, the proxies. Empty until a
-    replica runs.
-    """
-    import ray
-    # not a public module; Serve's controller is the only source of the replica ports
-    from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
-
-    controller = ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
-    groups = ray.get(controller.get_target_groups.remote(config.name))
-    local = config.host in ("127.0.0.1", "localhost")  # servers bind the configured host, not the node IP
-    prefix = config.route_prefix.rstrip("/")
-    return sorted(f"http://{config.host if local else t.ip}:{t.port}{prefix}"
-                  for g in groups if g.protocol.value == "HTTP" for t in g.targets)
-
-
-def _wait_healthy(url: str, deadline: float) -> bool:
-    import requests
-
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/healthz", timeout=10).status_code == 200:
-                return True
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    return False
-
-
-def start(config: ServeConfig, *, timeout_s: float = 180.0) -> str:
-    """Run the endpoint on the current Ray cluster (started locally if none); returns its base URL.
-
-    The URL is the proxy's; with ``direct_ingress`` the replicas' own URLs come from ``ingress_urls``.
-    """
-    import ray
-
-    if not ray.is_initialized():
-        local_ray_env(config)
-        ray.init(include_dashboard=False, log_to_driver=False)
-    if config.bundle and "://" not in config.bundle:  # replicas may run in another directory
-        config = dataclasses.replace(config, bundle=os.path.abspath(config.bundle))
-    serve.start(http_options={"host": config.host, "port": config.port})
-    serve.run(build_app(config), name=config.name, route_prefix=config.route_prefix, blocking=False)
-    url = f"http://{config.host}:{config.port}{config.route_prefix.rstrip('/')}"
-    deadline = time.monotonic() + timeout_s
-    if not _wait_healthy(url, deadline):
-        raise TimeoutError(f"the endpoint at {url} did not become healthy within {timeout_s:g} s")
-    if config.direct_ingress:
-        while not (direct := [u for u in ingress_urls(config) if u != url]):
-            if time.monotonic() > deadline:
-                raise RuntimeError("direct_ingress is on but Serve publishes no replica port: start the Ray "
-                                   f"cluster with {DIRECT_INGRESS_ENV} in its environment")
-            time.sleep(0.2)
-        for replica_url in direct:
-            if not _wait_healthy(replica_url, deadline):
-                raise TimeoutError(f"the ingress replica at {replica_url} did not become healthy within {timeout_s:g} s")
-    return url
-
-
-def stop(config: ServeConfig) -> None:
-    """Delete the application (the Serve instance and Ray keep running)."""
-    serve.delete(config.name)

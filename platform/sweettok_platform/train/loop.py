@@ -73,6 +73,11 @@ class EngineUpdater:
 def train_worker(config: dict[str, Any]) -> None:
     """Ray Train entry point: ``config = {"plan": WorkerPlan}``."""
     plan: WorkerPlan = config["plan"]
+    # Ray Train logs each report (the whole metrics dict) at INFO under a file-path logger name that its
+    # own log-level setting misses: keep it to warnings like the rest of Ray Train's lines
+    from ray.train.v2._internal.execution import context as train_context
+
+    logging.getLogger(train_context.__file__).setLevel(logging.WARNING)
     if not plan.job.use_gpu:
         os.environ["DS_ACCELERATOR"] = "cpu"  # before deepspeed is imported in this process
     StageRunner(plan).run()
@@ -305,7 +310,8 @@ def _progress_line(row: dict[str, Any], total: int) -> str:
     """A compact console line: step, loss terms, usage, throughput."""
     width = 20
     done = int(width * row["step"] / total)
-    keys = [k for k in ("loss", "ce", "vq", "mse", "lpips", "gan", "disc_loss", "code_accuracy",
+    # stage 0's loss goes below zero through the code-usage entropy term (maximised): shown on its own
+    keys = [k for k in ("loss", "ce", "vq", "mse", "entropy", "lpips", "gan", "disc_loss", "code_accuracy",
                         "spatial_usage", "temporal_usage", "teacher_usage") if k in row]
     terms = " ".join(f"{k} {row[k]:.4g}" for k in keys)
     return (f"|{'#' * done}{'.' * (width - done)}| step {row['step']}/{total} {terms} "

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from sweettok import storage
 from sweettok.train.config import STAGE_NAMES, StageConfig
-from sweettok_platform.log import get_logger
+from sweettok_platform.log import RAY_RUNTIME_ENV, get_logger
 from sweettok_platform.train import checkpoint as ck
 from sweettok_platform.train.config import TrainJobConfig
 from sweettok_platform.train.data import list_clips, resolve_paths
@@ -150,7 +150,7 @@ def run_stage(
     import ray
 
     config = config.with_absolute_paths()
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     from sweettok_platform.train.loop import WorkerPlan, train_worker
@@ -185,7 +185,10 @@ def run_stage(
             name=config.run_name(stage.name), storage_path=storage_path, storage_filesystem=fs,
             failure_config=FailureConfig(max_failures=config.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=max(1, config.keep_checkpoints)),
-            worker_runtime_env={"env_vars": env},
+            worker_runtime_env={"env_vars": env, **RAY_RUNTIME_ENV},
+            # Ray Train's own console lines at WARNING: its INFO lines repeat each step's metrics dict;
+            # the project's progress lines (sweettok.train) are INFO and stay
+            logging_config=LoggingConfig(log_level="WARNING"),
         ),
     )
     from sweettok_platform.train.integrity import drop_stale_ray_snapshot
@@ -258,7 +261,8 @@ def run_curriculum(config: TrainJobConfig) -> str:
     config = config.with_absolute_paths()
     plans = check_job(config)  # every bad input fails here, before a worker starts
     if not ray.is_initialized():
-        ray.init(runtime_env={"env_vars": {"DS_ACCELERATOR": "cpu"}} if not config.use_gpu else None)
+        env = {"env_vars": {"DS_ACCELERATOR": "cpu"}} if not config.use_gpu else {}
+        ray.init(runtime_env={**RAY_RUNTIME_ENV, **env})
     started = time.perf_counter()
     result: ck.StageResult | None = None
     for plan in plans:
