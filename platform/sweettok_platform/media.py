@@ -16,7 +16,9 @@ import numpy as np
 
 ClipPolicy = Literal["center", "random", "windows"]
 ResizePolicy = Literal["squash", "crop"]
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".JPEG")
+# the one list of file types every path takes (tokenize, eval, training, fvd); compared case-insensitively
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".webm", ".avi", ".mkv", ".mov")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
 class MediaError(ValueError):
@@ -82,7 +84,11 @@ def resize_frames(frames: np.ndarray, spec: ClipSpec) -> np.ndarray:
 
 
 def is_image(name: str) -> bool:
-    return name.lower().endswith(tuple(s.lower() for s in IMAGE_SUFFIXES))
+    return name.lower().endswith(IMAGE_SUFFIXES)
+
+
+def is_video(name: str) -> bool:
+    return name.lower().endswith(VIDEO_SUFFIXES)
 
 
 def read_image(source: str | bytes, spec: ClipSpec, max_pixels: int | None = None) -> Clip:

@@ -104,3 +104,16 @@ def test_bad_files_and_time_limit(tmp_path: Path, real_video: Path) -> None:
     assert results["hang.mp4"].error.startswith("timeout")
     direct = decode_file(Item(uri=str(good), key="good.mp4"), SPEC).clips[0]
     assert np.array_equal(results["good.mp4"].clips[0].frames, direct.frames)  # the helper was restarted
+
+
+def test_tokenize_and_training_take_the_same_file_types(tmp_path: Path, real_video: Path) -> None:
+    root = tmp_path / "folders"
+    names = ["a/clip.mp4", "a/clip.M4V", "b/photo.JPEG", "b/photo.webp", "b/notes.txt", "b/clip.mov"]
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(real_video.read_bytes() if not name.endswith(".txt") else b"not media")
+    from sweettok_platform.train.data import resolve_paths
+
+    tokenized = {item.key for item in list_items(SourceConfig(kind="folders", root=str(root)))}
+    trained = {os.path.relpath(p, root) for p in resolve_paths([str(root)])}
+    assert tokenized == trained == set(names) - {"b/notes.txt"}

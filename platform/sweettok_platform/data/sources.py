@@ -25,10 +25,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from sweettok import storage
+from sweettok_platform.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 SourceKind = Literal["ucf101", "kinetics", "imagenet", "folders", "manifest"]
-VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv", ".mov")
-IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".bmp", ".webp")
 
 
 @dataclass(kw_only=True)

@@ -10,7 +10,7 @@ import torch
 
 from sweettok import storage
 from sweettok.metrics import FeatureStats, frechet_distance
-from sweettok_platform.data.sources import VIDEO_SUFFIXES
+from sweettok_platform.media import VIDEO_SUFFIXES
 from sweettok_platform.media import ClipSpec, MediaError, read_clips_uri
 
 

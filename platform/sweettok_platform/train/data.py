@@ -20,10 +20,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sweettok_platform.media import ClipSpec, MediaError, clip_starts, is_image, read_image, resize_frames
+from sweettok_platform.media import ClipSpec, MediaError, clip_starts, is_image, is_video, read_image, resize_frames
 from sweettok_platform.train.config import DatasetConfig
 
-VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v")
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,7 @@ def resolve_paths(paths: list[str]) -> list[str]:
             found = [entry]
         else:
             raise FileNotFoundError(f"dataset path does not exist: {entry}")
-        media = [os.path.abspath(f) for f in found if f.lower().endswith(VIDEO_SUFFIXES) or is_image(f)]
+        media = [os.path.abspath(f) for f in found if is_video(f) or is_image(f)]
         if not media:
             raise FileNotFoundError(f"dataset path {entry} holds no video or image files")
         out.update(media)

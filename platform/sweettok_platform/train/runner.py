@@ -126,7 +126,7 @@ def check_perceptual_trunk(config: TrainJobConfig, preset_name: str, stages: dic
 
 
 def _video_suffixes() -> tuple[str, ...]:
-    from sweettok_platform.train.data import VIDEO_SUFFIXES
+    from sweettok_platform.media import VIDEO_SUFFIXES
 
     return VIDEO_SUFFIXES
 
