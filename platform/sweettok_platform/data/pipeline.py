@@ -9,7 +9,6 @@ no row twice, no row missing. Files that give no clips land in ``errors/`` and t
 from __future__ import annotations
 
 import json
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
@@ -28,6 +27,7 @@ from sweettok_platform.data.faults import StorageRetry, decode_with_retries, err
 from sweettok_platform.data.overwrite import clear_corpus
 from sweettok_platform.data.sources import Item, SourceConfig, list_items
 from sweettok_platform.data.tokenizer import EncodeConfig, TokenizerInfo, describe_tokenizer, load_tokenizer
+from sweettok_platform.log import get_logger
 from sweettok_platform.media import ClipSpec
 
 
@@ -195,13 +195,12 @@ class Progress:
 
     def line(self) -> str:
         dt = max(time.perf_counter() - self.start, 1e-9)
-        return (f"tokenize: shards {self.shards}/{self.total}  rows {self.clips} ({self.clips / dt:.1f} rows/s, "
+        return (f"shards {self.shards}/{self.total}  rows {self.clips} ({self.clips / dt:.1f} rows/s, "
                 f"one row per clip)  files {self.files} ({self.files / dt:.1f} files/s)  errors {self.errors}  "
                 f"{dt:.1f}s")
 
 
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+_log = get_logger("tokenize").info
 
 
 def decode_memory(config: TokenizeJobConfig, spec: ClipSpec) -> int:
@@ -243,7 +242,7 @@ def build_dataset(config: TokenizeJobConfig, shards: dict[int, list[Item]], spec
                           **resources, **remote)
 
 
-def tokenize_dataset(config: TokenizeJobConfig, log: Callable[[str], None] = _stderr) -> CorpusCard:
+def tokenize_dataset(config: TokenizeJobConfig, log: Callable[[str], None] = _log) -> CorpusCard:
     """Tokenize a dataset into a Parquet corpus at ``config.output``, resuming a partial one; returns its card."""
     start = time.perf_counter()
     info = describe_tokenizer(config.encode)
@@ -263,13 +262,13 @@ def tokenize_dataset(config: TokenizeJobConfig, log: Callable[[str], None] = _st
     done = done_shards(config.output)
     if config.retry_errors:
         redo = shards_with_storage_errors(config.output, done)
-        log(f"tokenize: --retry-errors: {len(redo)} shards recorded storage faults; redoing them")
+        log(f"--retry-errors: {len(redo)} shards recorded storage faults; redoing them")
         for shard in redo:
             storage.delete(done.pop(shard))  # not done any more: a crash from here on redoes it again
     with ThreadPoolExecutor(16) as pool:
         stats = dict(zip(done, pool.map(read_shard_stats, done.values())))
     todo = {i: shard for i, shard in enumerate(shards) if i not in done}
-    log(f"tokenize: {len(items)} files in {len(shards)} shards; {len(done)} done before, {len(todo)} to do "
+    log(f"{len(items)} files in {len(shards)} shards; {len(done)} done before, {len(todo)} to do "
         f"-> {config.output}")
     if todo:
         import ray
@@ -302,6 +301,6 @@ def tokenize_dataset(config: TokenizeJobConfig, log: Callable[[str], None] = _st
     )
     card.files_ok = card.files - card.files_failed
     card.save()
-    log(f"tokenize: done: {card.clips} rows from {card.files_ok}/{card.files} files, {card.files_failed} errors, "
+    log(f"done: {card.clips} rows from {card.files_ok}/{card.files} files, {card.files_failed} errors, "
         f"{card.shards_done}/{card.shards} shards in {seconds:.1f}s -> {config.output}")
     return card
