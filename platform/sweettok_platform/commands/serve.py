@@ -13,6 +13,7 @@ import time
 import yaml
 
 from sweettok_platform.config_args import add_config_args, load_settings
+from sweettok.config import PRESETS
 from sweettok_platform.serve.config import ServeConfig, deploy_config
 
 
@@ -22,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     model = p.add_mutually_exclusive_group()
     model.add_argument("--bundle", metavar="URI",
                        help="tokenizer bundle (local or s3://); default: the shipped small-study bundle")
-    model.add_argument("--preset", choices=["paper", "small", "tiny"], help="a preset with seeded fresh weights")
+    model.add_argument("--preset", choices=sorted(PRESETS), help="a preset with seeded fresh weights")
     p.add_argument("--seed", type=int, help="initialisation seed with --preset")
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="HTTP port (default 8000)")

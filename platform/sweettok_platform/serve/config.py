@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from sweettok.config import PRESETS
 from sweettok_platform.serve.limits import LimitsConfig
 from sweettok_platform.serve.uris import normalise_prefix
 
@@ -74,8 +75,8 @@ class ServeConfig:
             )
         if not 1 <= self.min_replicas <= self.max_replicas:
             raise ValueError(f"expected 1 <= min_replicas <= max_replicas, got {self.min_replicas}, {self.max_replicas}")
-        if self.bundle is None and self.preset not in ("paper", "small", "tiny"):
-            raise ValueError(f"unknown preset {self.preset!r}; choose paper, small or tiny, or give a bundle")
+        if self.bundle is None and self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; choose {', '.join(sorted(PRESETS))}, or give a bundle")
         if isinstance(self.limits, dict):
             self.limits = LimitsConfig(**self.limits)
         if self.limits.decoder_memory_bytes < 512 * 2**20:  # the decoders' imports alone take ~250 MB

@@ -17,16 +17,14 @@ import numpy as np
 import torch
 from ray import serve
 
-from sweettok import ClipError, SweetTokenizer, from_uint8, load_bundle, preset, to_uint8
+from sweettok import ClipError, SweetTokenizer, from_uint8, to_uint8
+from sweettok_platform.data.tokenizer import build_tokenizer
 from sweettok_platform.serve.config import ServeConfig
 
 
 def load_tokenizer(config: ServeConfig) -> SweetTokenizer:
-    """The bundle, or the preset initialised with ``config.seed`` (in eval mode)."""
-    if config.bundle:
-        return load_bundle(config.bundle)
-    torch.manual_seed(config.seed)
-    return SweetTokenizer(preset(config.preset)).eval()
+    """The bundle, or the preset initialised with ``config.seed`` (in eval mode), as every job loads it."""
+    return build_tokenizer(config.bundle or None, config.preset, config.seed)
 
 
 def tokenizer_name(model: SweetTokenizer, config: ServeConfig) -> str:
