@@ -24,10 +24,13 @@ SPEC = ClipSpec(frames=5, height=32, width=32)
 def test_config_checks_and_round_trips():
     with pytest.raises(ValueError, match="max_ongoing_requests"):
         ServeConfig(max_batch_size=64, max_ongoing_requests=32)
-    with pytest.raises(ValueError, match="unknown serve settings"):
+    with pytest.raises(ValueError, match="max_batch: unknown setting; ServeConfig takes"):
         ServeConfig.from_dict({"max_batch": 3})
-    with pytest.raises(ValueError, match="unknown limits"):
+    with pytest.raises(ValueError, match="limits.max_body: unknown setting; LimitsConfig takes"):
         ServeConfig.from_dict({"limits": {"max_body": 3}})
+    with pytest.raises(ValueError, match="max_replicas: expected an integer, got 'many'"):
+        ServeConfig.from_dict({"max_replicas": "many"})
+    assert ServeConfig.from_dict({"max_replicas": "4", "upscale_delay_s": "1e1"}).autoscaling["upscale_delay_s"] == 10
     config = ServeConfig(preset="small", max_replicas=4, limits=LimitsConfig(max_clips=4))
     args = deploy_config(config)["applications"][0]["args"]
     assert ServeConfig.from_dict(args) == ServeConfig(**{**config.__dict__, "host": "127.0.0.1", "port": 8000})
@@ -57,6 +60,11 @@ def test_cli_prints_a_deploy_config(capsys, tmp_path):
     out = tmp_path / "serve.yaml"
     assert main(["serve", "--config", str(REPO / "cluster" / "serve-config.yaml"), "--write-config", str(out)]) == 0
     assert yaml.safe_load(out.read_text())["applications"][0]["args"]["api_key_env"] == "SWEETTOK_API_KEY"
+    # --set applies to a deploy file too, and its http_options are kept
+    assert main(["serve", "--config", str(REPO / "cluster" / "serve-config.yaml"), "--set", "max_replicas=16",
+                 "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["applications"][0]["args"]["max_replicas"] == 16 and printed["http_options"]["host"] == "0.0.0.0"
 
 
 def test_ids_checks():

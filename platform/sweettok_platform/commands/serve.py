@@ -12,8 +12,8 @@ import time
 
 import yaml
 
-from sweettok_platform.config_args import add_config_args, load_settings
 from sweettok.config import PRESETS
+from sweettok_platform.config_args import add_config_args, load_settings, merge, parse_set
 from sweettok_platform.serve.config import ServeConfig, deploy_config
 
 
@@ -44,10 +44,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def build_config(args: argparse.Namespace) -> ServeConfig:
-    """The ServeConfig from YAML, --set overrides and flags (flags win)."""
-    settings = load_settings(args)
-    if "applications" in settings:  # a serve deploy file: take the first application's args
-        settings = dict(settings["applications"][0].get("args") or {})
+    """The ServeConfig from YAML (settings, or a `serve deploy` file), --set overrides and flags (flags win)."""
+    settings = load_settings(argparse.Namespace(config=args.config, overrides=[]))
+    if "applications" in settings:  # a serve deploy file: its first application's args (and its HTTP options)
+        http = settings.get("http_options") or {}
+        settings = {**{k: http[k] for k in ("host", "port") if k in http},
+                    **dict(settings["applications"][0].get("args") or {})}
+    settings = merge(settings, parse_set(args.overrides or []))
     flags = {k: getattr(args, k) for k in ("bundle", "preset", "seed", "host", "port", "batching", "api_key_env",
                                     "direct_ingress", "allowed_uri_prefixes")}
     settings.update({k: v for k, v in flags.items() if v is not None})
@@ -75,12 +78,17 @@ def run(args: argparse.Namespace) -> int:
     import ray
     from ray import serve
 
-    from sweettok_platform.serve.lifecycle import ingress_urls, local_ray_env, start
+    from sweettok_platform.serve.lifecycle import ingress_urls, is_running, local_ray_env, rollout, start
 
     began = time.monotonic()
     if args.address is None:
         local_ray_env(config)
     ray.init(address=args.address, include_dashboard=False, log_to_driver=False)
+    if args.address is not None and is_running(config):  # a new bundle for the running app: roll it out
+        done = rollout(config)
+        print(f"sweettok serve: {config.name} now serves {done.bundle or config.preset} (revision {done.revision:.0f}); "
+              f"rolled out in {time.monotonic() - began:.0f} s with no request dropped", flush=True)
+        return 0
     try:
         url = start(config)
         model = config.bundle or f"preset {config.preset} (seed {config.seed})"

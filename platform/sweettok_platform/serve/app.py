@@ -13,12 +13,14 @@ import hmac
 import io
 import json
 import os
+import time
 from typing import Annotated, Any
 
 import numpy as np
 from fastapi import Query, Request
 from fastapi.responses import JSONResponse, Response
 from ray import serve
+from ray.exceptions import RayActorError
 from ray.serve.handle import DeploymentHandle
 
 from sweettok_platform.media import ClipSpec, encode_media
@@ -32,6 +34,20 @@ from sweettok_platform.serve.limits import RequestError, check_ids, read_body
 from sweettok_platform.serve.model import TokenizerModel, clips_in
 from sweettok_platform.serve.sandbox import DecoderPool
 from sweettok_platform.serve.uris import fetch_uri
+
+Answer = tuple[np.ndarray, dict[str, Any]]  # a model result and the tag of the replica that made it
+# every encode/decode response names the tokenizer that produced it (bundle hash, or preset:<name>:seed<n>)
+TOKENIZER_HEADER = "X-SweetTok-Tokenizer"
+RETRY_S = 30.0  # how long a request is retried while old replicas drain or a lost one restarts
+
+
+def replica_counts(app: str) -> dict[str, int]:
+    """Running replicas of each deployment of ``app`` (Serve's controller), e.g. {"TokenizerModel": 2}."""
+    status = serve.status().applications.get(app)
+    if status is None:
+        return {}
+    return {name: sum(n for state, n in d.replica_states.items() if str(getattr(state, "value", state)) == "RUNNING")
+            for name, d in status.deployments.items()}
 
 
 @serve.deployment(name="Ingress")
@@ -58,6 +74,7 @@ class Ingress:
             method.set_max_batch_size(self.config.max_batch_size)
             method.set_batch_wait_timeout_s(self.config.batch_wait_timeout_s)
         self._info: dict[str, Any] | None = None
+        self._newest = 0.0  # the newest deploy revision a model replica has answered with
 
     def __del__(self) -> None:
         if hasattr(self, "decoders"):
@@ -85,17 +102,38 @@ class Ingress:
                                max_s=self.limits.max_body_seconds)
 
     async def _model_info(self) -> dict[str, Any]:
-        if self._info is None:
+        """The model's info, read again once a newer deploy has answered (a rollout)."""
+        if self._info is None or self._info["revision"] < self._newest:
             self._info = await self.model.info.remote()
         return self._info
 
-    async def _remote(self, op: str, x: np.ndarray) -> np.ndarray:
-        try:
-            return await getattr(self.model, op).remote(x)
-        except ValueError as e:  # ClipError raised in the model replica
-            raise RequestError(422, error_cause(e)) from None
+    async def _remote(self, op: str, x: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+        """The model's answer and the tag (tokenizer, revision) of the replica that gave it.
 
-    async def _call(self, op: str, x: np.ndarray) -> np.ndarray:
+        During a rollout old and new model replicas both serve for a moment; once a new revision has
+        answered here, an old replica's answer is not used: the call is repeated (the old replica is
+        draining) so a client never sees the old bundle again after the new one. A replica that dies with
+        the call in flight is also retried (Serve routes it to a live or restarted replica); past
+        ``RETRY_S`` the client gets a 503 saying why."""
+        deadline = time.monotonic() + RETRY_S
+        while True:
+            try:
+                out, tag = await getattr(self.model, op).remote(x)
+            except ValueError as e:  # ClipError raised in the model replica
+                raise RequestError(422, error_cause(e)) from None
+            except RayActorError as e:  # the replica died (or was stopped) with the call in flight
+                if time.monotonic() > deadline:
+                    raise RequestError(503, f"model replica lost ({type(e).__name__}); retry shortly") from None
+                await asyncio.sleep(0.2)
+                continue
+            if tag["revision"] >= self._newest:
+                self._newest = tag["revision"]  # a newer deploy: _model_info reads it again
+                return out, tag
+            if time.monotonic() > deadline:
+                raise RequestError(503, "only replicas of a replaced deployment answered (rollout in progress)")
+            await asyncio.sleep(0.05)
+
+    async def _call(self, op: str, x: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
         """One request's clips (encode) or ids (decode) through the model, batched with concurrent ones."""
         if not self.config.batching or len(x) > self.config.max_batch_size:
             return await self._remote(op, x)
@@ -106,34 +144,34 @@ class Ingress:
             raise result
         return result
 
-    async def _gather(self, op: str, items: list[np.ndarray]) -> list[np.ndarray | RequestError]:
+    async def _gather(self, op: str, items: list[np.ndarray]) -> list[Answer | RequestError]:
         """Concurrent requests of one kind -> one model call (one Ray hop instead of one per request)."""
         try:
-            out = await self._remote(op, np.concatenate(items))
+            out, tag = await self._remote(op, np.concatenate(items))
         except RequestError:  # some item is bad: answer each alone so only that one fails
-            answers: list[np.ndarray | RequestError] = []
+            answers: list[Answer | RequestError] = []
             for x in items:
                 try:
                     answers.append(await self._remote(op, x))
                 except RequestError as e:
                     answers.append(e)
             return answers
-        return np.split(out, np.cumsum([len(x) for x in items])[:-1])
+        return [(part, tag) for part in np.split(out, np.cumsum([len(x) for x in items])[:-1])]
 
     @serve.batch(max_batch_size=16, batch_size_fn=clips_in, max_concurrent_batches=2)
-    async def _encode_video(self, items: list[np.ndarray]) -> list[np.ndarray | RequestError]:
+    async def _encode_video(self, items: list[np.ndarray]) -> list[Answer | RequestError]:
         return await self._gather("encode", items)
 
     @serve.batch(max_batch_size=16, batch_size_fn=clips_in, max_concurrent_batches=2)
-    async def _encode_image(self, items: list[np.ndarray]) -> list[np.ndarray | RequestError]:
+    async def _encode_image(self, items: list[np.ndarray]) -> list[Answer | RequestError]:
         return await self._gather("encode", items)
 
     @serve.batch(max_batch_size=16, batch_size_fn=clips_in, max_concurrent_batches=2)
-    async def _decode_video(self, items: list[np.ndarray]) -> list[np.ndarray | RequestError]:
+    async def _decode_video(self, items: list[np.ndarray]) -> list[Answer | RequestError]:
         return await self._gather("decode", items)
 
     @serve.batch(max_batch_size=16, batch_size_fn=clips_in, max_concurrent_batches=2)
-    async def _decode_image(self, items: list[np.ndarray]) -> list[np.ndarray | RequestError]:
+    async def _decode_image(self, items: list[np.ndarray]) -> list[Answer | RequestError]:
         return await self._gather("decode", items)
 
     @api.get("/healthz", summary="liveness and model readiness")
@@ -149,10 +187,12 @@ class Ingress:
         self._auth(x_api_key)
         return await self._model_info()
 
-    @api.get("/v1/stats", summary="model calls and clips per operation of the replica that answers")
-    async def stats(self, x_api_key: ApiKey = None) -> dict[str, int]:
+    @api.get("/v1/stats", summary="running replicas per deployment, and model calls and clips per operation "
+             "of the model replica that answers")
+    async def stats(self, x_api_key: ApiKey = None) -> dict[str, Any]:
         self._auth(x_api_key)
-        return await self.model.stats.remote()
+        counts = await self.model.stats.remote()
+        return {**counts, "replicas": await asyncio.to_thread(replica_counts, self.config.name)}
 
     @api.post("/v1/encode", response_model=schemas.EncodeResponse, responses=ERRORS, openapi_extra=ENCODE_BODY,
               summary="a video or image -> ids in the canonical layout, per clip (and words)")
@@ -195,10 +235,10 @@ class Ingress:
             clips: Clips = await off_loop(decode_npy, data, spec, self.limits, size=len(data))
         else:
             clips = await self.decoders.decode(data, suffix, spec, self.limits, timeout=self.limits.decode_timeout_s)
-        ids = await self._call("encode", clips.frames)
+        ids, tag = await self._call("encode", clips.frames)
         words = await self.model.words.remote(ids) if options.words else [None] * len(ids)
         record = {
-            "tokenizer": info["tokenizer"],
+            "tokenizer": tag["tokenizer"],
             "kind": clips.kind,
             "layout": {"spatial": info["layout"]["spatial"],
                        "temporal": info["layout"]["temporal"] if clips.kind == "video" else 0},
@@ -207,7 +247,8 @@ class Ingress:
                 for s, w, row, wd in zip(clips.starts, clips.windows, ids.tolist(), words)
             ],
         }
-        return Response(json.dumps(record, separators=(",", ":")), media_type="application/json")
+        return Response(json.dumps(record, separators=(",", ":")), media_type="application/json",
+                        headers={TOKENIZER_HEADER: tag["tokenizer"]})
 
     async def _form_file(self, request: Request, body: bytes) -> tuple[bytes, str]:
         """The 'file' field of a multipart body already read (and size-checked) into ``body``."""
@@ -249,14 +290,14 @@ class Ingress:
         fmt = body.format or ("mp4" if kind == "video" else "png")
         if len(rows) > 1 and fmt != "npy":
             raise RequestError(422, f"{len(rows)} clips of ids can only be returned as format 'npy'")
-        frames = await self._call("decode", np.asarray(rows, dtype=np.int64))  # (b, t, h, w, c) uint8
+        frames, tag = await self._call("decode", np.asarray(rows, dtype=np.int64))  # (b, t, h, w, c) uint8
         if fmt == "npy":
             buf = io.BytesIO()
             np.save(buf, frames if nested else frames[0])
             payload = buf.getvalue()
         else:
             payload = await asyncio.to_thread(encode_media, frames[0], fmt, body.fps)
-        return Response(payload, media_type=MEDIA_TYPES[fmt])
+        return Response(payload, media_type=MEDIA_TYPES[fmt], headers={TOKENIZER_HEADER: tag["tokenizer"]})
 
 
 def build_app(args: dict[str, Any] | None = None) -> serve.Application:
@@ -270,15 +311,13 @@ def build_app(args: dict[str, Any] | None = None) -> serve.Application:
         max_ongoing_requests=config.max_ongoing_requests,
         autoscaling_config=config.autoscaling,
         logging_config=logging_config,
+        **config.rollout_options,
     ).bind(settings)
     ingress = Ingress.options(
         ray_actor_options={"num_cpus": config.ingress_cpus, "runtime_env": runtime_env},
         max_ongoing_requests=config.limits.max_requests + CONTROL_HEADROOM,
         logging_config=logging_config,
-        autoscaling_config={
-            "min_replicas": config.ingress_replicas,
-            "max_replicas": max(config.ingress_replicas, config.max_replicas),
-            "target_ongoing_requests": 2 * config.target_ongoing_requests,
-        },
+        autoscaling_config=config.ingress_autoscaling,
+        **config.rollout_options,
     )
-    return ingress.bind(model, settings)
+    return ingress.bind(model, config.ingress_settings())

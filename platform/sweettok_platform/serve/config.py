@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sweettok.config import PRESETS
+from sweettok.typed import build
 from sweettok_platform.serve.limits import LimitsConfig
 from sweettok_platform.serve.uris import normalise_prefix
 
@@ -34,11 +35,28 @@ class ServeConfig:
     max_batch_size: int = 16  # clips per model call
     batch_wait_timeout_s: float = 0.005
     max_ongoing_requests: int = 32  # per model replica; >= max_batch_size
-    # autoscaling of the model deployment (the ingress scales with the same bounds)
+    # autoscaling of the model deployment (Ray Serve: replicas added when the ongoing requests per replica,
+    # averaged over look_back_period_s, stay above target_ongoing_requests for upscale_delay_s; removed after
+    # downscale_delay_s below it). Defaults suit this 2-core machine (one replica); the GPU cluster's
+    # cluster/serve-config.yaml sets 1-8 replicas.
     min_replicas: int = 1
     max_replicas: int = 1
     target_ongoing_requests: float = 16.0
+    upscale_delay_s: float = 5.0
+    downscale_delay_s: float = 60.0
+    look_back_period_s: float = 10.0
+    metrics_interval_s: float = 2.0
+    # the ingress: min ingress_replicas, at most ingress_max_replicas (None: max_replicas), scaling on twice the
+    # model's target (an ingress request is cheap next to a model call)
     ingress_replicas: int = 1
+    ingress_max_replicas: int | None = None
+    # rollouts (a redeploy with a new bundle): new model replicas start before old ones stop
+    # (max_surge_percent), stopping replicas get no new requests and finish what they hold for up to
+    # graceful_shutdown_timeout_s (checking every graceful_shutdown_wait_loop_s)
+    max_surge_percent: int = 100
+    graceful_shutdown_wait_loop_s: float = 1.0
+    graceful_shutdown_timeout_s: float = 30.0
+    revision: float = 0.0  # set by each deploy (time.time()): responses of an older one are never sent after a newer
     # resources per model replica; GPUs are used when num_gpus > 0 and CUDA is present
     num_cpus: float = 1.0
     num_gpus: float = 0.0
@@ -73,6 +91,10 @@ class ServeConfig:
                 f"max_batch_size ({self.max_batch_size}) must not exceed max_ongoing_requests "
                 f"({self.max_ongoing_requests}), or batches can never fill"
             )
+        if not 0 <= self.max_surge_percent <= 100:
+            raise ValueError(f"max_surge_percent must be in [0, 100], got {self.max_surge_percent}")
+        if self.upscale_delay_s < 0 or self.downscale_delay_s < 0 or self.look_back_period_s <= 0:
+            raise ValueError("upscale_delay_s and downscale_delay_s must be >= 0 and look_back_period_s > 0")
         if not 1 <= self.min_replicas <= self.max_replicas:
             raise ValueError(f"expected 1 <= min_replicas <= max_replicas, got {self.min_replicas}, {self.max_replicas}")
         if self.bundle is None and self.preset not in PRESETS:
@@ -95,26 +117,43 @@ class ServeConfig:
             "min_replicas": self.min_replicas,
             "max_replicas": self.max_replicas,
             "target_ongoing_requests": self.target_ongoing_requests,
+            "upscale_delay_s": self.upscale_delay_s,
+            "downscale_delay_s": self.downscale_delay_s,
+            "look_back_period_s": self.look_back_period_s,
+            "metrics_interval_s": self.metrics_interval_s,
         }
+
+    @property
+    def ingress_autoscaling(self) -> dict[str, Any]:
+        """Ray Serve ``autoscaling_config`` of the ingress deployment."""
+        top = self.max_replicas if self.ingress_max_replicas is None else self.ingress_max_replicas
+        return {**self.autoscaling, "min_replicas": self.ingress_replicas,
+                "max_replicas": max(self.ingress_replicas, top),
+                "target_ongoing_requests": 2 * self.target_ongoing_requests}
+
+    @property
+    def rollout_options(self) -> dict[str, Any]:
+        """Deployment options that make a redeploy drop no request."""
+        return {"max_surge_percent": self.max_surge_percent,
+                "graceful_shutdown_wait_loop_s": self.graceful_shutdown_wait_loop_s,
+                "graceful_shutdown_timeout_s": self.graceful_shutdown_timeout_s}
+
+    def ingress_settings(self) -> dict[str, Any]:
+        """What the ingress is built from: everything but the model's identity, so a new bundle replaces only
+        the model replicas (the ingress keeps its connections and its newest-revision guard)."""
+        settings = self.to_dict()
+        for key in ("bundle", "preset", "seed", "revision"):
+            settings.pop(key)
+        return settings
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "ServeConfig":
-        """Build from a (possibly partial) dict, rejecting unknown keys with a readable error."""
-        data = dict(data or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown serve settings {sorted(unknown)}; expected some of {sorted(known)}")
-        limits = data.pop("limits", None) or {}
-        if isinstance(limits, dict):
-            lknown = {f.name for f in dataclasses.fields(LimitsConfig)}
-            if set(limits) - lknown:
-                raise ValueError(f"unknown limits {sorted(set(limits) - lknown)}; expected some of {sorted(lknown)}")
-            limits = LimitsConfig(**limits)
-        return cls(**data, limits=limits)
+        """Build from a (possibly partial) dict: types checked and coerced, unknown keys refused, errors
+        naming the dotted key (``sweettok.typed.build``)."""
+        return build(cls, dict(data or {}))
 
 
 def deploy_config(config: ServeConfig) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Running the endpoint on a Ray cluster: ``start(config) -> base URL`` (a local cluster when none is
-connected), ``stop(config)``, and the ingress replicas' own URLs (``ingress_urls``, direct ingress)."""
+connected), ``rollout(config)`` (a new bundle into the running app, no request dropped), ``stop(config)``,
+and the ingress replicas' own URLs (``ingress_urls``, direct ingress)."""
 
 from __future__ import annotations
 
@@ -62,10 +63,8 @@ def start(config: ServeConfig, *, timeout_s: float = 180.0) -> str:
     if not ray.is_initialized():
         local_ray_env(config)
         ray.init(include_dashboard=False, log_to_driver=False)
-    if config.bundle and "://" not in config.bundle:  # replicas may run in another directory
-        config = dataclasses.replace(config, bundle=os.path.abspath(config.bundle))
     serve.start(http_options={"host": config.host, "port": config.port})
-    serve.run(build_app(config), name=config.name, route_prefix=config.route_prefix, blocking=False)
+    deploy(config)
     url = f"http://{config.host}:{config.port}{config.route_prefix.rstrip('/')}"
     deadline = time.monotonic() + timeout_s
     if not _wait_healthy(url, deadline):
@@ -80,6 +79,40 @@ def start(config: ServeConfig, *, timeout_s: float = 180.0) -> str:
             if not _wait_healthy(replica_url, deadline):
                 raise TimeoutError(f"the ingress replica at {replica_url} did not become healthy within {timeout_s:g} s")
     return url
+
+
+def deploy(config: ServeConfig) -> ServeConfig:
+    """Deploy ``config`` (a new app, or an update of the running one) with a new revision; returns what ran.
+
+    An update that changes the bundle replaces only the model replicas: new ones start while the old ones
+    keep serving (``max_surge_percent``), then the old ones drain (``graceful_shutdown_*``)."""
+    if config.bundle and "://" not in config.bundle:  # replicas may run in another directory
+        config = dataclasses.replace(config, bundle=os.path.abspath(config.bundle))
+    config = dataclasses.replace(config, revision=time.time())
+    serve.run(build_app(config), name=config.name, route_prefix=config.route_prefix, blocking=False)
+    return config
+
+
+def is_running(config: ServeConfig) -> bool:
+    """Whether the cluster already runs an app of this name."""
+    return config.name in serve.status().applications
+
+
+def rollout(config: ServeConfig, *, timeout_s: float = 300.0) -> ServeConfig:
+    """Replace the running app's bundle by ``config``'s while it keeps serving; returns when every replica
+    of the model deployment runs the new revision (``TimeoutError`` otherwise)."""
+    config = deploy(config)
+    model = serve.get_deployment_handle("TokenizerModel", app_name=config.name)
+    deadline, current = time.monotonic() + timeout_s, 0
+    while time.monotonic() < deadline:
+        app = serve.status().applications.get(config.name)
+        running = app is not None and str(getattr(app.status, "value", app.status)) == "RUNNING"
+        # several answers in a row from the new revision: the old replicas are gone from the routing
+        current = current + 1 if running and model.info.remote().result()["revision"] == config.revision else 0
+        if current >= 5:
+            return config
+        time.sleep(0.2)
+    raise TimeoutError(f"the rollout of {config.bundle or config.preset} did not finish within {timeout_s:g} s")
 
 
 def stop(config: ServeConfig) -> None:

@@ -62,6 +62,7 @@ class TokenizerModel:
         p = m.config.patch
         return {
             "tokenizer": tokenizer_name(m, self.config),
+            "revision": self.config.revision,
             "bundle_hash": getattr(m, "bundle_hash", None),
             "preset": m.config.preset,
             "layout": {"spatial": m.num_spatial, "temporal": m.num_temporal},
@@ -77,11 +78,17 @@ class TokenizerModel:
         return dict(self.counts)
 
     # ---- public entry points (called through the deployment handle) -------------------------
-    async def encode(self, frames: np.ndarray) -> np.ndarray:
-        return await self._run("encode", frames)
+    async def encode(self, frames: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+        """Ids, and the ``tag`` of the tokenizer that made them (its name and deploy revision)."""
+        return await self._run("encode", frames), self.tag
 
-    async def decode(self, ids: np.ndarray) -> np.ndarray:
-        return await self._run("decode", ids)
+    async def decode(self, ids: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+        """Frames, and the ``tag`` of the tokenizer that made them."""
+        return await self._run("decode", ids), self.tag
+
+    @property
+    def tag(self) -> dict[str, Any]:
+        return {"tokenizer": tokenizer_name(self.model, self.config), "revision": self.config.revision}
 
     async def words(self, ids: np.ndarray) -> list[list[str]]:
         return self.model.ids_to_words(torch.tensor(ids, dtype=torch.long))
