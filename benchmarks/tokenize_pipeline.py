@@ -104,7 +104,7 @@ def main() -> None:
     os.environ.setdefault("RAY_worker_niceness", "0")
     ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
     for actors in (1, 2):
-        def run(n: int) -> float:
+        def run(n: int, actors: int = actors) -> float:
             config = TokenizeJobConfig(
                 source=source, output=str(work / f"corpus-{actors}"), overwrite=True, progress=False,
                 encode=sweettok_encode(bundle, args.batch_size, actors, cpus=1.0 / actors),

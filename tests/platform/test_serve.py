@@ -151,7 +151,8 @@ def test_decode_matches_model(endpoint, model, spec, real_video, png):
 
 
 def test_concurrent_requests_are_batched_and_keep_their_ids(endpoint, model, spec, real_videos):
-    clips = [c for path in real_videos[:3] for c in read_clips(str(path), ClipSpec(**{**spec.__dict__, "policy": "windows", "stride": 40}))][:16]
+    windows = ClipSpec(**{**spec.__dict__, "policy": "windows", "stride": 40})
+    clips = [c for path in real_videos[:3] for c in read_clips(str(path), windows)][:16]
     bodies = []
     for c in clips:
         buf = io.BytesIO()

@@ -139,7 +139,7 @@ def test_a_rollout_under_load_drops_nothing_and_never_goes_back(app, bundles, cl
         time.sleep(2)
     assert load.failures() == []
     seen = defaultdict(list)
-    for client, began, _, tokenizer, _ in sorted(load.answers, key=lambda a: a[1]):
+    for client, _, _, tokenizer, _ in sorted(load.answers, key=lambda a: a[1]):
         seen[client].append(tokenizer)
     for answers in seen.values():  # each client: the old bundle, then the new one, never back
         switch = answers.index(bundles["hash_b"]) if bundles["hash_b"] in answers else len(answers)

@@ -227,7 +227,8 @@ MALFORMED = {
     "npy header over the frame limit": ("encode", dict(data=_npy(np.zeros((1, 2, 2, 3), np.uint8)).replace(
         b"(1, 2, 2, 3)", b"(30000, 2, 2, 3)"), headers={"Content-Type": "application/x-npy"}), 413),
     "npy of objects": ("encode", dict(data=b"\x93NUMPY\x01\x00v\x00" + b"{'descr': '|O', 'fortran_order': False, "
-                                      b"'shape': (5, 32, 32, 3), }".ljust(117) + b"\n", headers={"Content-Type": "application/x-npy"}), 422),
+                                      b"'shape': (5, 32, 32, 3), }".ljust(117) + b"\n",
+                                      headers={"Content-Type": "application/x-npy"}), 422),
     "uri s3:///etc/passwd": ("encode", dict(json={"uri": "s3:///etc/passwd"}), 400),
     "uri of a bucket alone": ("encode", dict(json={"uri": f"s3://{ALLOWED}"}), 400),
     "uri not a string": ("encode", dict(json={"uri": 5}), 422),
