@@ -77,7 +77,9 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) 
     code = main(["tokenize", "--root", str(tmp_path), "--preset", "tiny"])
     assert code == 1 and "output is empty" in capsys.readouterr().err
     code = main(["tokenize", "--root", str(tmp_path), "-o", "x", "--preset", "tiny", "--set", "encode.colour=1"])
-    assert code == 1 and "unknown encode settings ['colour']" in capsys.readouterr().err
+    assert code == 1 and "encode.colour: unknown setting; EncodeConfig takes" in capsys.readouterr().err
+    code = main(["tokenize", "--root", str(tmp_path), "-o", "x", "--preset", "tiny", "--set", "encode.batch_size=many"])
+    assert code == 1 and "encode.batch_size: expected an integer, got 'many'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("job", sorted((REPO / "jobs").glob("tokenize-*.yaml")), ids=lambda p: p.name)

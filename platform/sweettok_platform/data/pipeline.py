@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from sweettok import storage
+from sweettok.typed import build
 from sweettok.storage import StorageUnavailableError
 from sweettok_platform.data.corpus import (ROW_SCHEMA, CorpusCard, ShardStats, check_plan, clip_id, done_shards,
                                            items_fingerprint, plan_shards, read_shard_stats,
@@ -55,22 +56,10 @@ class TokenizeJobConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TokenizeJobConfig":
-        data = dict(data)
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown tokenize settings {sorted(unknown)}; expected some of {sorted(known)}")
-        for name, kind in (("source", SourceConfig), ("encode", EncodeConfig), ("clips", ClipSpec)):
-            value = data.get(name) or {}
-            if isinstance(value, dict):
-                bad = set(value) - set(kind.__dataclass_fields__)
-                if bad:
-                    raise ValueError(f"unknown {name} settings {sorted(bad)}; expected some of "
-                                     f"{sorted(kind.__dataclass_fields__)}")
-                data[name] = kind(**value)
+        """Types checked and coerced, unknown keys refused, errors naming the dotted key (``sweettok.typed``)."""
         if not data.get("output"):
             raise ValueError("output is empty: give the corpus directory to write (local or s3://)")
-        return cls(**data)
+        return build(cls, data)
 
 
 # ---- stage 1: decode a shard's files (CPU task) --------------------------------------------------
