@@ -1,0 +1,97 @@
+"""Job submission as a user does it: a real head started with ``ray start --head`` (token authentication on,
+as Ray 2.60 starts it), ``sweettok submit`` of a tokenize job spec with relative paths from another working
+directory, its logs followed, the corpus read back; a spec naming a path that does not exist, or (for a remote
+cluster) a local path its nodes cannot see, is refused before anything is submitted."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sweettok_platform.data.samples import make_sample_dataset
+from sweettok_platform.submit import SubmitError, submit
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ray(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([str(Path(sys.executable).parent / "ray"), *args], capture_output=True, text=True,
+                          timeout=180, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def head(tmp_path_factory):
+    """A head of its own (ports and temp dir apart from the test session's cluster); stopped afterwards."""
+    temp = tmp_path_factory.mktemp("ray-head")
+    gcs, dashboard = _free_port(), _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE")}
+    # every port of its own: other Ray clusters (the test session's) run on this machine
+    ports = [f"--{name}={_free_port()}" for name in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+                                                     "metrics-export-port", "runtime-env-agent-port",
+                                                     "ray-client-server-port", "node-manager-port",
+                                                     "object-manager-port")]
+    started = _ray("start", "--head", f"--port={gcs}", f"--dashboard-port={dashboard}", "--num-cpus=4",
+                   "--include-dashboard=true", f"--temp-dir={temp}", "--dashboard-host=127.0.0.1", *ports, env=env)
+    assert started.returncode == 0, started.stdout + started.stderr
+    try:
+        yield f"http://127.0.0.1:{dashboard}"
+    finally:
+        _stop(temp)
+
+
+def _stop(temp: Path) -> None:
+    """Stop this head's processes only (``ray stop`` would stop every Ray cluster on the machine)."""
+    import psutil
+
+    mine = [p for p in psutil.process_iter(["cmdline"]) if str(temp) in " ".join(p.info["cmdline"] or [])]
+    for p in mine:
+        p.terminate()
+    _, alive = psutil.wait_procs(mine, timeout=15)
+    for p in alive:
+        p.kill()
+
+
+def test_a_tokenize_spec_with_relative_paths_runs_as_submitted(head, real_videos, tmp_path, monkeypatch):
+    project = tmp_path / "project"  # the user's own directory, not this checkout
+    make_sample_dataset(project / "data" / "ucf", [p for p in real_videos if p.name == "bikes.mp4"],
+                        layout="ucf101", per_class=2, frames=12)
+    spec = {"source": {"kind": "ucf101", "root": "data/ucf", "split": "train"}, "output": "corpus",
+            "encode": {"preset": "tiny", "batch_size": 4}, "files_per_shard": 1}
+    (project / "tokenize.yaml").write_text(yaml.safe_dump(spec))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(project)
+    out = subprocess.run([sys.executable, "-m", "sweettok_platform.cli", "submit", "tokenize.yaml", "--address", head,
+                          "--follow"], capture_output=True, text=True, timeout=600, cwd=project)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "sweettok tokenize: done:" in out.stdout + out.stderr  # the job's own log line, followed
+    from sweettok_platform.data.reader import read_table
+
+    table = read_table(str(project / "corpus"))  # written where the user's relative path pointed
+    assert table.num_rows >= 1 and not (elsewhere / "corpus").exists()
+    listed = subprocess.run([sys.executable, "-m", "sweettok_platform.cli", "job", "list", "--address", head],
+                            capture_output=True, text=True, timeout=120)
+    assert '"status": "SUCCEEDED"' in listed.stdout, listed.stdout + listed.stderr
+
+
+def test_paths_the_cluster_cannot_see_are_refused_before_submission(tmp_path):
+    spec = tmp_path / "tokenize.yaml"
+    spec.write_text(yaml.safe_dump({"source": {"kind": "ucf101", "root": "missing/ucf"}, "output": "corpus",
+                                    "encode": {"preset": "tiny"}}))
+    with pytest.raises(SubmitError, match="source.root: .*missing/ucf does not exist"):
+        submit(str(spec), "http://127.0.0.1:1", base=str(tmp_path))  # refused before any connection
+    (tmp_path / "ucf").mkdir()
+    spec.write_text(yaml.safe_dump({"source": {"kind": "ucf101", "root": "ucf"}, "output": "s3://bucket/corpus",
+                                    "encode": {"preset": "tiny"}}))
+    with pytest.raises(SubmitError, match="source.root: .* cluster's nodes cannot read; put it on S3"):
+        submit(str(spec), "http://head.example:8265", base=str(tmp_path))
