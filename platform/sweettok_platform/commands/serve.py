@@ -7,6 +7,7 @@ application's ``args`` are used) with ``--set key=value`` overrides, then the fl
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 
@@ -84,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
     if args.address is None:
         local_ray_env(config)
     ray.init(address=args.address, include_dashboard=False, log_to_driver=False)
+    # SIGTERM (kill, systemd, Kubernetes) ends like Ctrl-C: the app and a local Ray cluster are shut down
+    # (set after ray.init, which installs a handler of its own that only logs)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     if args.address is not None and is_running(config):  # a new bundle for the running app: roll it out
         done = rollout(config)
         print(f"sweettok serve: {config.name} now serves {done.bundle or config.preset} (revision {done.revision:.0f}); "
@@ -101,3 +105,4 @@ def run(args: argparse.Namespace) -> int:
             time.sleep(3600)
     finally:
         serve.shutdown()
+        ray.shutdown()  # a cluster this command started goes with it
