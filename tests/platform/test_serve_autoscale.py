@@ -53,13 +53,15 @@ def clip(real_video: Path) -> bytes:
 
 @pytest.fixture(scope="module")
 def app(ray_cluster, bundles):
-    """Bundle a, 1-3 model replicas scaling on one ongoing request per replica with short delays."""
+    """Bundle a, 1-3 model replicas scaling on one ongoing request per replica with short delays, one ingress
+    replica (the newest-revision guard lives in each ingress replica)."""
     from ray import serve
 
     from sweettok_platform.serve import ServeConfig, start
 
     config = ServeConfig(bundle=bundles["a"], port=_free_port(), name="autoscale", batching=False,
-                         min_replicas=1, max_replicas=3, target_ongoing_requests=1, upscale_delay_s=1,
+                         min_replicas=1, max_replicas=3, ingress_max_replicas=1, target_ongoing_requests=1,
+                         upscale_delay_s=1,
                          downscale_delay_s=3, look_back_period_s=2, metrics_interval_s=0.5, num_cpus=1,
                          ingress_cpus=0.5, graceful_shutdown_timeout_s=10, access_log=False)
     url = start(config)
