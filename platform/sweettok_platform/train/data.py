@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from sweettok_platform.media import ClipSpec, MediaError, clip_starts, is_image, is_video, read_image, resize_frames
+from sweettok_platform.probe import video_frames
 from sweettok_platform.train.config import DatasetConfig
 
 
@@ -72,7 +73,9 @@ def list_clips(files: list[str], frames: int, stride: int, max_clips: int | None
                 refs.append(ClipRef(path, 0, 1))
             continue
         try:
-            num = len(decord.VideoReader(path, num_threads=1))
+            # the header's sample table when it has one (MP4/MOV: no read of the media data); else decord,
+            # which reads the whole file to count
+            num = video_frames(path) or len(decord.VideoReader(path, num_threads=1))
             refs += [ClipRef(path, s, frames) for s in clip_starts(num, spec)]
         except (decord.DECORDError, RuntimeError, MediaError):
             continue
