@@ -95,3 +95,22 @@ def test_paths_the_cluster_cannot_see_are_refused_before_submission(tmp_path):
                                     "encode": {"preset": "tiny"}}))
     with pytest.raises(SubmitError, match="source.root: .* cluster's nodes cannot read; put it on S3"):
         submit(str(spec), "http://head.example:8265", base=str(tmp_path))
+
+
+def test_a_one_stage_training_spec_runs_as_submitted(head, real_videos, tmp_path):
+    import json
+    import shutil
+
+    project = tmp_path / "project"
+    (project / "videos").mkdir(parents=True)
+    for video in real_videos[:2]:
+        shutil.copyfile(video, project / "videos" / video.name)
+    spec = {"name": "t", "storage_path": "store", "log_dir": "logs", "model": {"preset": "tiny"},
+            "stages": ["stage0"], "stage_preset": "tiny", "stage_overrides": {"stage0": {"steps": 2}},
+            "checkpoint_every": 2, "dataset": {"paths": ["videos/*.mp4"], "max_clips": 8}, "num_workers": 2}
+    (project / "train.yaml").write_text(yaml.safe_dump(spec))
+    out = subprocess.run([sys.executable, "-m", "sweettok_platform.cli", "submit", "train.yaml", "--address", head,
+                          "--follow"], capture_output=True, text=True, timeout=900, cwd=project)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    final = json.loads((project / "store" / "t-stage0" / "final.json").read_text())  # under the user's directory
+    assert final["steps"] == 2 and Path(final["checkpoint"]).is_dir()
