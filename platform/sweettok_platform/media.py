@@ -127,8 +127,8 @@ def read_video(source: str | bytes, spec: ClipSpec, key: str = "", max_pixels: i
     except (decord.DECORDError, RuntimeError, OSError) as e:
         raise MediaError(f"cannot decode video: {str(e).splitlines()[0][:200]}") from e
     starts = clip_starts(num_frames, spec, key)
-    batches = []
-    for start in starts:
+    clips = []  # each window is resized as soon as it is decoded: no full-size frames kept across windows
+    for window, start in enumerate(starts):
         try:
             frames = reader.get_batch(list(range(start, start + spec.frames))).asnumpy()
         except (decord.DECORDError, RuntimeError) as e:
@@ -138,11 +138,12 @@ def read_video(source: str | bytes, spec: ClipSpec, key: str = "", max_pixels: i
         if frames is None or frames.shape[-1] != 3:  # decord's narrow-frame bug: decode these with ffmpeg
             del reader
             everything = _ffmpeg_frames(source, starts[-1] + spec.frames)
-            batches = [everything[s : s + spec.frames] for s in starts]
-            break
-        batches.append(frames)
-    clips = []
-    for window, (start, frames) in enumerate(zip(starts, batches)):
+            clips = []
+            for w, s in enumerate(starts):
+                check_frame_size(everything.shape[2], everything.shape[1], max_pixels)
+                clips.append(Clip(frames=resize_frames(everything[s : s + spec.frames], spec), start=s, window=w,
+                                  fps=fps))
+            return clips
         check_frame_size(frames.shape[2], frames.shape[1], max_pixels)
         clips.append(Clip(frames=resize_frames(frames, spec), start=start, window=window, fps=fps))
     return clips

@@ -127,8 +127,11 @@ class TimedDecoder:
         # a fresh interpreter (not fork: forking a Ray worker's threads is unsafe; not multiprocessing
         # spawn: it re-runs the parent's __main__)
         code = f"from sweettok_platform.data.decode import serve_stdio; serve_stdio({self.memory_bytes!r})"
+        # glibc keeps freed large blocks (resize temporaries, per-window frames) in the heap unless they are
+        # mmapped; a low threshold hands them back, so the helper's RSS follows one file's frames, not its peak
+        env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": os.environ.get("MALLOC_MMAP_THRESHOLD_", "131072")}
         self._proc = subprocess.Popen(self.argv or [sys.executable, "-c", code], stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, bufsize=0)
+                                      stdout=subprocess.PIPE, bufsize=0, env=env)
         ready, _, _ = select.select([self._proc.stdout.fileno()], [], [], STARTUP_TIMEOUT_S)
         try:
             started = bool(ready) and wire.recv_header(self._proc.stdout.fileno()) == {"ready": True, "nbytes": 0}
