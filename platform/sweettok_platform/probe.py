@@ -50,33 +50,20 @@ _MP4_CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl"}
 
 def _mp4(f: BinaryIO) -> list[tuple[int, int]]:
     sizes: list[tuple[int, int]] = []
-    stack = [(0, _size_of(f))]
-    visited = 0
-    while stack and visited < MAX_BOXES:
+    stack, budget = [(0, _size_of(f))], [MAX_BOXES]
+    while stack:
         start, end = stack.pop()
-        pos = start
-        while pos + 8 <= end and visited < MAX_BOXES:
-            visited += 1
-            f.seek(pos)
-            size, kind = struct.unpack(">I4s", f.read(8))
-            header = 8
-            if size == 1:
-                size, header = struct.unpack(">Q", f.read(8))[0], 16
-            elif size == 0:
-                size = end - pos
-            if size < header or pos + size > end:
-                break
-            body = pos + header
+        for kind, body, box_end in _boxes(f, start, end, budget):
             if kind in _MP4_CONTAINERS:
-                stack.append((body, pos + size))
+                stack.append((body, box_end))
             elif kind == b"tkhd":
-                data = f.read(min(size - header, 96))
+                f.seek(body)
+                data = f.read(min(box_end - body, 96))
                 if len(data) >= 8:  # width and height are the last two 16.16 fixed-point fields
                     w, h = struct.unpack(">II", data[-8:])
                     sizes.append((w >> 16, h >> 16))
             elif kind == b"stsd":
-                sizes += _mp4_sample_entries(f, body, pos + size)
-            pos += size
+                sizes += _mp4_sample_entries(f, body, box_end)
     return sizes
 
 
@@ -107,11 +94,12 @@ def video_frames(source: str) -> int | None:
         if f.read(8)[4:8] not in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip"):
             return None
         try:
-            for kind, body, end in _boxes(f, 0, _size_of(f)):
+            budget = [MAX_BOXES]
+            for kind, body, end in _boxes(f, 0, _size_of(f), budget):
                 if kind == b"moov":
-                    for trak, tbody, tend in _boxes(f, body, end):
+                    for trak, tbody, tend in _boxes(f, body, end, budget):
                         if trak == b"trak":
-                            handler, samples = _trak_samples(f, tbody, tend)
+                            handler, samples = _trak_samples(f, tbody, tend, budget)
                             if handler == b"vide" and samples:
                                 return samples
         except (struct.error, ValueError, EOFError):
@@ -119,10 +107,13 @@ def video_frames(source: str) -> int | None:
     return None
 
 
-def _boxes(f: BinaryIO, start: int, end: int):
-    """(kind, body start, box end) of each box in [start, end), at most MAX_BOXES."""
+def _boxes(f: BinaryIO, start: int, end: int, budget: list[int] | None = None):
+    """(kind, body start, box end) of each box in [start, end); at most MAX_BOXES, or what is left of
+    ``budget`` (one count shared by every level of a walk, so nesting cannot multiply it)."""
+    budget = budget if budget is not None else [MAX_BOXES]
     pos = start
-    for _ in range(MAX_BOXES):
+    while budget[0] > 0:
+        budget[0] -= 1
         if pos + 8 > end:
             return
         f.seek(pos)
@@ -138,12 +129,12 @@ def _boxes(f: BinaryIO, start: int, end: int):
         pos += size
 
 
-def _trak_samples(f: BinaryIO, start: int, end: int) -> tuple[bytes | None, int | None]:
+def _trak_samples(f: BinaryIO, start: int, end: int, budget: list[int]) -> tuple[bytes | None, int | None]:
     """A track's handler type and sample count (``mdia/hdlr``, ``mdia/minf/stbl/stsz`` or ``stz2``)."""
     handler = samples = None
-    for kind, body, box_end in _boxes(f, start, end):
+    for kind, body, box_end in _boxes(f, start, end, budget):
         if kind in (b"mdia", b"minf", b"stbl"):
-            inner = _trak_samples(f, body, box_end)
+            inner = _trak_samples(f, body, box_end, budget)
             # the media handler (mdia/hdlr) wins over QuickTime's data handler in minf ('alis', 'url ')
             handler, samples = handler or inner[0], inner[1] or samples
         elif kind == b"hdlr":
