@@ -1,11 +1,12 @@
 """Ray Data tokenize pipeline vs a plain single-process loop over the same clips and the same model.
 
-The loop decodes each file and encodes its clips in batches in one process (torch with its best thread
-count: 1 or all cores). The pipeline
+The loop decodes each file and encodes its clips in batches in one process, once with 1 torch thread and
+once with one per core; the pipeline is compared with the better of the two in the same round. The pipeline
 is ``tokenize_dataset`` on a Ray cluster of ``--cpus`` logical CPUs (decode tasks, and encode actors that
-write their shards),
-timed end to end (listing, Ray Data planning, actor start and model load, Parquet writes included), with
-a warm-up run first. Prints per-repeat clips/s, medians and the pipeline/loop ratio, for 1 and 2 actors.
+write their shards), timed end to end (listing, Ray Data planning, actor start and model load, Parquet
+writes included) after a warm-up run in the same cluster. Rounds are interleaved (loop 1 thread, loop N
+threads, then the pipeline with 1 and 2 actors) and Ray is shut down before each round's loops, so no idle
+Ray process takes CPU from the loop. Prints every round, medians, and the pipeline/best-loop ratio per round.
 
     python benchmarks/tokenize_pipeline.py --files 96 --preset small --repeats 3
 """
@@ -88,43 +89,55 @@ def main() -> None:
     spec = ClipSpec(frames=patch.frames, height=patch.height, width=patch.width, policy=args.policy,
                     stride=args.stride)
 
-    # the loop gets its best torch thread count (on a busy 2-core machine, 1 thread often beats 2)
-    results: dict[str, list[float]] = {}
-    for threads in sorted({1, os.cpu_count() or 1}):
-        torch.set_num_threads(threads)
-        loop_clips_per_s(items, bundle, spec, args.batch_size)  # warm-up
-        runs = [loop_clips_per_s(items, bundle, spec, args.batch_size) for _ in range(args.repeats)]
-        results[f"loop_{threads}_thread"] = [r for r, _ in runs]
-    clips = runs[0][1]
-    best_loop = max((k for k in results), key=lambda k: statistics.median(results[k]))
-    results["loop"] = results[best_loop]
-
     # Ray runs its workers at nice 15; on a shared machine that alone starves the pipeline against the loop
     # (nice 0). Same priority for both, so the comparison is about the code, not the scheduler.
     os.environ.setdefault("RAY_worker_niceness", "0")
-    ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
-    for actors in (1, 2):
-        def run(n: int, actors: int = actors) -> float:
-            config = TokenizeJobConfig(
-                source=source, output=str(work / f"corpus-{actors}"), overwrite=True, progress=False,
-                encode=sweettok_encode(bundle, args.batch_size, actors, cpus=1.0 / actors),
-                clips=ClipSpec(policy=args.policy, stride=args.stride), files_per_shard=args.files_per_shard,
-                decode_timeout_s=args.decode_timeout or None,
-            )
-            card = tokenize_dataset(config, log=lambda line: None)
-            assert card.clips == clips, (card.clips, clips)
-            return card.clips / card.seconds
+    thread_counts = sorted({1, os.cpu_count() or 1})
+    results: dict[str, list[float]] = {}
+    ratios: list[float] = []
+    clips = 0
 
-        run(0)  # warm-up: worker processes, decoder helpers
-        results[f"pipeline_{actors}_actor"] = [run(i) for i in range(args.repeats)]
+    def pipeline(actors: int) -> float:
+        config = TokenizeJobConfig(
+            source=source, output=str(work / f"corpus-{actors}"), overwrite=True, progress=False,
+            encode=sweettok_encode(bundle, args.batch_size, actors, cpus=1.0 / actors),
+            clips=ClipSpec(policy=args.policy, stride=args.stride), files_per_shard=args.files_per_shard,
+            decode_timeout_s=args.decode_timeout or None,
+        )
+        card = tokenize_dataset(config, log=lambda line: None)
+        assert card.clips == clips, (card.clips, clips)
+        return card.clips / card.seconds
+
+    for round_ in range(args.repeats + 1):  # round 0 warms up (page cache, imports) and is not counted
+        ray.shutdown()  # the loops run with no Ray process alive
+        this: dict[str, float] = {}
+        for threads in thread_counts:
+            torch.set_num_threads(threads)
+            this[f"loop_{threads}_thread"], clips = loop_clips_per_s(items, bundle, spec, args.batch_size)
+        ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
+        for actors in (1, 2):
+            pipeline(actors)  # warm-up in this cluster: worker processes, decoder helpers, actors
+            this[f"pipeline_{actors}_actor"] = pipeline(actors)
+        if round_ == 0:
+            continue
+        best = max(this[f"loop_{t}_thread"] for t in thread_counts)
+        ratios.append(this["pipeline_1_actor"] / best)
+        for name, rate in this.items():
+            results.setdefault(name, []).append(rate)
+        print(f"round {round_}: " + ", ".join(f"{k} {v:.2f}" for k, v in this.items())
+              + f"; pipeline(1 actor)/best loop {ratios[-1]:.2f}", flush=True)
+    ray.shutdown()
 
     med = {k: statistics.median(v) for k, v in results.items()}
+    best_loop = max((f"loop_{t}_thread" for t in thread_counts), key=lambda k: med[k])
     print(f"clips: {clips} from {len(items)} files; preset {args.preset}; policy {args.policy}/{args.stride}; "
           f"batch {args.batch_size}; Ray CPUs {args.cpus}; machine cores {os.cpu_count()}; "
           f"load avg {os.getloadavg()[0]:.1f}")
     for name, rates in results.items():
         print(f"{name:18s} clips/s: " + " ".join(f"{r:7.2f}" for r in rates) + f"   median {med[name]:7.2f}")
-    print(f"ratio pipeline(1 actor)/loop (loop = {best_loop}): {med['pipeline_1_actor'] / med['loop']:.2f}")
+    print(f"ratio pipeline(1 actor)/best loop, per round: {', '.join(f'{r:.2f}' for r in ratios)} "
+          f"(median {statistics.median(ratios):.2f}); of medians (best loop = {best_loop}): "
+          f"{med['pipeline_1_actor'] / med[best_loop]:.2f}")
     print(f"ratio pipeline(2 actors)/pipeline(1 actor): {med['pipeline_2_actor'] / med['pipeline_1_actor']:.2f}")
     print(json.dumps({k: round(v, 3) for k, v in med.items()}), file=sys.stderr)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import struct
+from dataclasses import dataclass
 from typing import BinaryIO
 
 MAX_BOXES = 10_000  # boxes/elements visited per file: a hostile header cannot make the parse loop for long
@@ -90,6 +91,13 @@ def video_frames(source: str) -> int | None:
     """Frames of the first video track, from an MP4/MOV sample table (``hdlr`` 'vide' + ``stsz``/``stz2``), or
     None for other containers or a header that does not say. Reads only the boxes on the way (``moov`` is
     usually a few KB; the media data is skipped), where ``len(decord.VideoReader(...))`` reads the whole file."""
+    timing = video_timing(source)
+    return timing[0] if timing else None
+
+
+def video_timing(source: str) -> tuple[int, float] | None:
+    """(frames, fps) of the first video track from an MP4/MOV header (sample table and ``mdhd`` duration), or
+    None where the container is another or the header does not say. fps is 0.0 when the duration is 0."""
     with open(source, "rb") as f:
         if f.read(8)[4:8] not in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip"):
             return None
@@ -99,9 +107,10 @@ def video_frames(source: str) -> int | None:
                 if kind == b"moov":
                     for trak, tbody, tend in _boxes(f, body, end, budget):
                         if trak == b"trak":
-                            handler, samples = _trak_samples(f, tbody, tend, budget)
-                            if handler == b"vide" and samples:
-                                return samples
+                            track = _trak_samples(f, tbody, tend, budget)
+                            if track.handler == b"vide" and track.samples:
+                                seconds = track.duration / track.timescale if track.timescale else 0.0
+                                return track.samples, (track.samples / seconds if seconds > 0 else 0.0)
         except (struct.error, ValueError, EOFError):
             return None
     return None
@@ -129,24 +138,39 @@ def _boxes(f: BinaryIO, start: int, end: int, budget: list[int] | None = None):
         pos += size
 
 
-def _trak_samples(f: BinaryIO, start: int, end: int, budget: list[int]) -> tuple[bytes | None, int | None]:
-    """A track's handler type and sample count (``mdia/hdlr``, ``mdia/minf/stbl/stsz`` or ``stz2``)."""
-    handler = samples = None
+@dataclass
+class _Track:
+    handler: bytes | None = None
+    samples: int | None = None
+    timescale: int = 0
+    duration: int = 0
+
+
+def _trak_samples(f: BinaryIO, start: int, end: int, budget: list[int], track: _Track | None = None,
+                  parent: bytes = b"trak") -> _Track:
+    """A track's handler type, sample count and media duration (``mdia/hdlr``, ``mdia/mdhd``,
+    ``mdia/minf/stbl/stsz`` or ``stz2``)."""
+    track = track or _Track()
     for kind, body, box_end in _boxes(f, start, end, budget):
         if kind in (b"mdia", b"minf", b"stbl"):
-            inner = _trak_samples(f, body, box_end, budget)
-            # the media handler (mdia/hdlr) wins over QuickTime's data handler in minf ('alis', 'url ')
-            handler, samples = handler or inner[0], inner[1] or samples
-        elif kind == b"hdlr":
+            _trak_samples(f, body, box_end, budget, track, kind)
+        elif kind == b"hdlr" and parent == b"mdia":
+            # the media handler (mdia/hdlr), not QuickTime's data handler in minf ('alis', 'url ')
             f.seek(body + 8)  # version/flags, pre_defined
-            handler = f.read(4)
-        elif kind == b"stsz":
-            f.seek(body + 8)  # version/flags, sample_size
-            (samples,) = struct.unpack(">I", f.read(4))
-        elif kind == b"stz2":
-            f.seek(body + 8)  # version/flags, reserved + field_size
-            (samples,) = struct.unpack(">I", f.read(4))
-    return handler, samples
+            track.handler = f.read(4)
+        elif kind == b"mdhd":
+            f.seek(body)
+            version = f.read(1)[0]
+            if version == 1:  # 64-bit times
+                f.seek(body + 20)
+                track.timescale, track.duration = struct.unpack(">IQ", f.read(12))
+            else:
+                f.seek(body + 12)
+                track.timescale, track.duration = struct.unpack(">II", f.read(8))
+        elif kind in (b"stsz", b"stz2"):
+            f.seek(body + 8)  # version/flags, sample_size (stz2: reserved + field_size)
+            (track.samples,) = struct.unpack(">I", f.read(4))
+    return track
 
 
 # ---- Matroska / WebM (EBML) -----------------------------------------------------------------------------

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sweettok_platform.data.samples import make_sample_dataset
 from sweettok_platform.submit import SubmitError, submit
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _free_port() -> int:
@@ -61,24 +62,20 @@ def _stop(temp: Path) -> None:
         p.kill()
 
 
-def test_a_tokenize_spec_with_relative_paths_runs_as_submitted(head, real_videos, tmp_path, monkeypatch):
-    project = tmp_path / "project"  # the user's own directory, not this checkout
-    make_sample_dataset(project / "data" / "ucf", [p for p in real_videos if p.name == "bikes.mp4"],
-                        layout="ucf101", per_class=2, frames=12)
-    spec = {"source": {"kind": "ucf101", "root": "data/ucf", "split": "train"}, "output": "corpus",
-            "encode": {"preset": "tiny", "batch_size": 4}, "files_per_shard": 1}
-    (project / "tokenize.yaml").write_text(yaml.safe_dump(spec))
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
+def test_the_tiny_tokenize_spec_runs_as_submitted_from_another_checkout(head, tmp_path, monkeypatch):
+    import shutil
+
+    project = tmp_path / "project"  # a copy of the committed spec and its data: not this checkout's directory
+    shutil.copytree(REPO / "jobs", project / "jobs", ignore=shutil.ignore_patterns("*-paper.yaml"))
     monkeypatch.chdir(project)
-    out = subprocess.run([sys.executable, "-m", "sweettok_platform.cli", "submit", "tokenize.yaml", "--address", head,
-                          "--follow"], capture_output=True, text=True, timeout=600, cwd=project)
+    out = subprocess.run([sys.executable, "-m", "sweettok_platform.cli", "submit", "jobs/tokenize-local-tiny.yaml",
+                          "--address", head, "--follow"], capture_output=True, text=True, timeout=600, cwd=project)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "sweettok tokenize: done:" in out.stdout + out.stderr  # the job's own log line, followed
     from sweettok_platform.data.reader import read_table
 
-    table = read_table(str(project / "corpus"))  # written where the user's relative path pointed
-    assert table.num_rows >= 1 and not (elsewhere / "corpus").exists()
+    table = read_table(str(project / "demo_out" / "corpus-tiny"))  # where the spec's relative path points
+    assert table.num_rows >= 6 and len(set(table.column("label_name").to_pylist())) == 3
     listed = subprocess.run([sys.executable, "-m", "sweettok_platform.cli", "job", "list", "--address", head],
                             capture_output=True, text=True, timeout=120)
     assert '"status": "SUCCEEDED"' in listed.stdout, listed.stdout + listed.stderr

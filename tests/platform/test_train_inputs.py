@@ -108,13 +108,16 @@ def test_loader_shards_are_disjoint_and_resume_exactly(tmp_path, real_videos):
     assert len(a) == len(b) == 4
     first = a.next_batch()
     assert first.shape == (3, 3, 5, 32, 32) and first.min() >= -0.5 and first.max() <= 0.5
-    flat = lambda loader: {tuple(c.reshape(-1)[:64].tolist()) for c in loader.clips}  # noqa: E731
-    assert not flat(a) & flat(b)
+    assert not set(a.refs) & set(b.refs) and len(set(a.refs) | set(b.refs)) == 8
     batches = [a.next_batch() for _ in range(3)]  # crosses epoch boundaries (4 clips, batch 3)
     again = worker_loader(dataset, rank=0, **kw)  # from the cache this time
     again.seek(3)
     for expected in batches:
         assert torch.equal(again.next_batch(), expected)
+    streamed = worker_loader(dataset.__class__(**{**dataset.__dict__, "cache_dir": None}), rank=0, **kw)
+    streamed.seek(3)  # decoded on demand, no cache: the same pixels
+    for expected in batches:
+        assert torch.equal(streamed.next_batch(), expected)
     images = worker_loader(dataset, rank=0, **{**kw, "images": True})
     assert images.next_batch().shape == (3, 3, 1, 32, 32)
 
@@ -130,7 +133,7 @@ def test_cli_help_and_readable_error(tmp_path):
     assert r.stderr.strip().splitlines()[-1] == f"sweettok train: error: dataset path does not exist: {tmp_path / 'missing'}"
 
 
-def test_job_specs_parse(monkeypatch):
+def test_job_specs_parse(monkeypatch, tmp_path):
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[2]
@@ -140,9 +143,30 @@ def test_job_specs_parse(monkeypatch):
     paper = TrainJobConfig.from_dict(yaml.safe_load((repo / "jobs/train-curriculum-paper.yaml").read_text()))
     assert paper.use_gpu and paper.zero_stage == 2 and paper.storage_path.startswith("s3://")
     assert paper.stage_configs()["stage1"].steps == 1_000_000 and paper.model.build().teacher.kind == "omnitokenizer"
-    tiny = TrainJobConfig.from_dict(yaml.safe_load((repo / "jobs/train-curriculum-tiny.yaml").read_text()))
-    plans = check_job(tiny.with_absolute_paths())  # its dataset glob resolves from the repo root
+    spec = yaml.safe_load((repo / "jobs/train-curriculum-tiny.yaml").read_text())
+    tiny = TrainJobConfig.from_dict({**spec, "storage_path": str(tmp_path / "store")})  # the index goes here
+    plans = check_job(tiny.with_absolute_paths())  # its dataset resolves from the repo root
     assert [p.stage.name for p in plans] == ["stage0", "stage1", "stage2", "stage3"]
+
+
+def test_job_specs_read_only_inputs_the_checkout_ships():
+    """Every local input a job spec names exists in a clean checkout (not in .venv, not made by a demo), so the
+    spec runs as submitted: ``sweettok submit`` and ``ray job submit --working-dir .`` upload tracked files."""
+    from pathlib import Path
+
+    import yaml
+
+    repo = Path(__file__).resolve().parents[2]
+    checked = 0
+    for path in sorted((repo / "jobs").glob("*.yaml")):
+        spec = yaml.safe_load(path.read_text())
+        inputs = [spec.get("source", {}).get(k) for k in ("root", "manifest")]
+        inputs += spec.get("dataset", {}).get("paths", [])
+        for entry in (e for e in inputs if e and "://" not in e and not e.startswith("/")):
+            assert ".venv" not in entry and "demo_out" not in entry, f"{path.name}: {entry}"
+            assert list(repo.glob(entry)), f"{path.name}: {entry} is not in the checkout"
+            checked += 1
+    assert checked >= 3  # the tiny tokenize, eval and training specs
 
 
 def test_deepspeed_config_follows_the_job(tmp_path, real_videos):
@@ -206,16 +230,16 @@ def test_loader_crops_and_flips_are_seeded_per_sample_so_resume_sees_the_same_ba
 
     rng = np.random.default_rng(0)
     clips = [rng.integers(0, 255, (5, 40, 40, 3), dtype=np.uint8) for _ in range(3)]
-    loader = ShardedClipLoader(clips, batch_size=4, seed=7, size=(32, 32), flip=True)
+    loader = ShardedClipLoader([0, 1, 2], clips.__getitem__, batch_size=4, seed=7, size=(32, 32), flip=True)
     batches = [loader.next_batch() for _ in range(3)]
     assert batches[0].shape == (4, 3, 5, 32, 32)
-    again = ShardedClipLoader(clips, batch_size=4, seed=7, size=(32, 32), flip=True)
+    again = ShardedClipLoader([0, 1, 2], clips.__getitem__, batch_size=4, seed=7, size=(32, 32), flip=True)
     again.seek(4)
     assert torch.equal(again.next_batch(), batches[1])
     # the same clip appears in several batches (3 clips, 12 samples) with different windows
     windows = {tuple(b[i].flatten()[:16].tolist()) for b in batches for i in range(4)}
     assert len(windows) > 3
-    flat = ShardedClipLoader(clips, batch_size=3, seed=7)
+    flat = ShardedClipLoader([0, 1, 2], clips.__getitem__, batch_size=3, seed=7, threads=0)
     assert flat.next_batch().shape == (3, 3, 5, 40, 40)  # no augmentation: the clips as cached
 
 
@@ -236,3 +260,61 @@ def test_init_prefix_takes_only_the_teacher_from_a_shared_checkpoint():
         load_init(flat, teacher_run.state_dict(), None)  # whole-model init: architectures differ
     with pytest.raises(ValueError, match="init_prefix 'decoder.'"):
         load_init(flat, {k: v for k, v in teacher_run.state_dict().items() if k.startswith("teacher.")}, "decoder.")
+
+
+def test_dataset_index_counts_from_headers_is_stored_once_and_follows_file_changes(tmp_path, real_videos, caplog):
+    import decord
+
+    from sweettok_platform.train import index as dataset_index
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for v in real_videos:
+        (videos / v.name).write_bytes(v.read_bytes())
+    (videos / "broken.mp4").write_bytes(b"\0" * 64)
+    config = job(tmp_path, [videos], stages=["stage0"])
+    plans = check_job(config)
+    files = resolve_paths(config.dataset.paths)
+    stored = dataset_index.read(plans[0].dataset_index)
+    assert stored.paths == files and stored.uri.startswith(config.index_uri())
+    for path, frames, fps in zip(stored.paths, stored.frames, stored.table.column("fps").to_pylist()):
+        if path.endswith("broken.mp4"):
+            assert frames == 0  # unreadable: left out of every clip list
+            continue
+        reader = decord.VideoReader(path)
+        assert frames == len(reader) and abs(fps - reader.get_avg_fps()) < 1e-3
+    assert stored.unreadable == 1
+    assert all(ref.path in files and not ref.path.endswith("broken.mp4")
+               for ref in clips_from_index_of(stored))
+
+    caplog.set_level("INFO", logger="sweettok.train")
+    caplog.clear()
+    check_job(config)
+    assert "(reused)" in caplog.text and "indexed" not in caplog.text  # a rerun opens no file to count
+    caplog.clear()
+    (videos / "broken.mp4").write_bytes((videos / real_videos[0].name).read_bytes())  # the dataset changed
+    again = dataset_index.read(check_job(config)[0].dataset_index)
+    assert "indexed 5 files" in caplog.text and again.uri != stored.uri and again.unreadable == 0
+
+
+def test_a_clip_cap_limits_the_files_opened(tmp_path, real_videos):
+    config = job(tmp_path, real_videos, stages=["stage0"], dataset=dict(paths=[str(p) for p in real_videos], max_clips=2))
+    from sweettok_platform.train import index as dataset_index
+
+    index = dataset_index.read(check_job(config)[0].dataset_index)
+    files = resolve_paths(config.dataset.paths)
+    assert index.paths == [files[0], files[-1]]  # two files, spread over the listing, and only they were probed
+
+
+def clips_from_index_of(index):
+    from sweettok_platform.train.data import clips_from_index
+
+    return clips_from_index(index, 5, 5)
+
+
+def test_dataset_index_with_ray_data_matches_the_local_build(ray_cluster, real_videos, tmp_path):
+    from sweettok_platform.train import index as dataset_index
+
+    files = [str(v) for v in real_videos] + [str(tmp_path / "missing.mp4")]
+    (tmp_path / "missing.mp4").write_bytes(b"not a video")
+    assert dataset_index.build(files, parallel=True).equals(dataset_index.build(files, parallel=False))

@@ -5,7 +5,11 @@ Layout under the output URI (local or ``s3://``)::
     corpus.json                 the card (counts, schema version, tokenizer hash, words file)
     plan.json                   the shard plan a rerun must match (items fingerprint, shard size, clip spec)
     data/part-00000.parquet     corpus rows of input shard 0 (written last: its presence marks the shard done)
-    errors/part-00000.parquet   (uri, source, reason) of the files of shard 0 that gave no clips, if any
+    errors/part-00000.parquet   (uri, source, reason) of the files (or groups of windows) of shard 0 that
+                                gave no clips, if any
+    staging/part-00000-00001.parquet
+                                part 1 of a shard too large for one part (long videos), until the shard's
+                                parts are joined into data/part-00000.parquet
 
 Read the rows from ``data/`` (``pyarrow.dataset.dataset(f"{output}/data")``): the root also holds the JSON
 files and the errors table, which have other schemas.
@@ -36,6 +40,7 @@ CARD = "corpus.json"
 PLAN = "plan.json"
 DATA_DIR = "data"
 ERRORS_DIR = "errors"
+STAGING_DIR = "staging"
 SHARD_META_KEY = b"sweettok.shard"
 
 ROW_SCHEMA = pa.schema([
@@ -101,6 +106,31 @@ def write_shard(output: str, stats: ShardStats, rows: pa.Table, errors: list[dic
     meta = {SHARD_META_KEY: json.dumps(asdict(stats)).encode()}
     write_table(rows.cast(ROW_SCHEMA).replace_schema_metadata(meta),
                 storage.join(output, DATA_DIR, shard_name(stats.shard)))
+
+
+def staged_part_uri(output: str, shard: int, part: int) -> str:
+    return storage.join(output, STAGING_DIR, f"part-{shard:05d}-{part:05d}.parquet")
+
+
+def stage_part(output: str, shard: int, part: int, rows: pa.Table) -> None:
+    """Write one part of a shard's rows (the shard is not done until ``join_staged``)."""
+    write_table(rows.cast(ROW_SCHEMA), staged_part_uri(output, shard, part))
+
+
+def join_staged(output: str, shard: int, parts: int, files: int, errors: list[dict[str, str]]) -> ShardStats:
+    """Join a shard's ``parts`` staged parts into its data file (written last, as for any shard) and delete
+    them; returns the shard's stats."""
+    uris = [staged_part_uri(output, shard, p) for p in range(parts)]
+    tables = []
+    for uri in uris:
+        fs, path = storage.resolve(uri)
+        tables.append(pq.read_table(path, filesystem=fs).cast(ROW_SCHEMA))
+    rows = pa.concat_tables(tables)
+    stats = ShardStats(shard=shard, files=files, clips=rows.num_rows, errors=len(errors))
+    write_shard(output, stats, rows, errors)
+    for uri in uris:
+        storage.delete(uri)
+    return stats
 
 
 def done_shards(output: str) -> dict[int, str]:

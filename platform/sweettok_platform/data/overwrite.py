@@ -4,7 +4,8 @@ Rules (local paths and ``s3://`` alike):
 - the output must not be the input root, an input file, or a directory above any of them;
 - an output that exists and holds files must be a corpus (``corpus.json`` or ``plan.json`` at its top);
 - only the corpus's own files go: ``corpus.json``, ``plan.json`` and ``part-NNNNN.parquet`` files (and their
-  hidden temporaries) under ``data/`` and ``errors/``. Anything else there stays where it is.
+  hidden temporaries) under ``data/`` and ``errors/``, and ``part-NNNNN-NNNNN.parquet`` staged parts under
+  ``staging/``. Anything else there stays where it is.
 Anything else is refused with ``UnsafeOverwriteError`` before a byte is deleted.
 """
 
@@ -16,9 +17,10 @@ import re
 import pyarrow.fs as pafs
 
 from sweettok import storage
-from sweettok_platform.data.corpus import CARD, DATA_DIR, ERRORS_DIR, PLAN
+from sweettok_platform.data.corpus import CARD, DATA_DIR, ERRORS_DIR, PLAN, STAGING_DIR
 
 OWN_FILE = re.compile(r"\.?part-\d{5,}\.parquet(\.[0-9a-f]+\.tmp)?")
+OWN_STAGED = re.compile(r"\.?part-\d{5,}-\d{5,}\.parquet(\.[0-9a-f]+\.tmp)?")
 
 
 class UnsafeOverwriteError(ValueError):
@@ -76,7 +78,11 @@ def own_files(output: str) -> list[str]:
 
 def _in_own_dir(name: str) -> bool:
     parts = name.split("/")
-    return len(parts) == 2 and parts[0] in (DATA_DIR, ERRORS_DIR) and OWN_FILE.fullmatch(parts[1]) is not None
+    if len(parts) != 2:
+        return False
+    if parts[0] == STAGING_DIR:
+        return OWN_STAGED.fullmatch(parts[1]) is not None
+    return parts[0] in (DATA_DIR, ERRORS_DIR) and OWN_FILE.fullmatch(parts[1]) is not None
 
 
 def clear_corpus(output: str, inputs: list[str]) -> int:
@@ -86,7 +92,7 @@ def clear_corpus(output: str, inputs: list[str]) -> int:
     for uri in files:
         storage.delete(uri)
     if not storage.is_remote(output):
-        for sub in (DATA_DIR, ERRORS_DIR):  # empty directories left behind
+        for sub in (DATA_DIR, ERRORS_DIR, STAGING_DIR):  # empty directories left behind
             path = os.path.join(_normal(output), sub)
             if os.path.isdir(path) and not os.listdir(path):
                 os.rmdir(path)

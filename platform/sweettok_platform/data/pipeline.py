@@ -12,7 +12,7 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -21,9 +21,9 @@ from sweettok import storage
 from sweettok.typed import build
 from sweettok.storage import StorageUnavailableError
 from sweettok_platform.data.corpus import (ROW_SCHEMA, CorpusCard, ShardStats, check_plan, clip_id, done_shards,
-                                           items_fingerprint, plan_shards, read_shard_stats,
-                                           shards_with_storage_errors, write_shard)
-from sweettok_platform.data.decode import TimedDecoder
+                                           items_fingerprint, join_staged, plan_shards, read_shard_stats,
+                                           shards_with_storage_errors, stage_part, write_shard)
+from sweettok_platform.data.decode import WINDOW_GROUP, Decoded, TimedDecoder
 from sweettok_platform.data.faults import StorageRetry, decode_with_retries, error_reason, storage_failure
 from sweettok_platform.data.overwrite import clear_corpus
 from sweettok_platform.data.sources import Item, SourceConfig, list_items
@@ -67,37 +67,66 @@ _DECODERS: dict[tuple, TimedDecoder] = {}  # one helper process per worker and c
 
 
 def decode_shard(batch: pa.Table, spec: dict[str, Any], timeout_s: float | None,
-                 limits: dict[str, int | None] | None = None, retry: StorageRetry | None = None) -> pa.Table:
-    """Shard rows (shard, items JSON) -> (shard, files, meta JSON, frames blob, errors JSON).
+                 limits: dict[str, int | None] | None = None, retry: StorageRetry | None = None,
+                 part_clips: int = WINDOW_GROUP) -> Iterator[pa.Table]:
+    """Shard rows (shard, items JSON) -> parts (shard, part, parts, files, meta JSON, frames blob, errors JSON).
 
-    ``limits``: ``max_frame_pixels`` and ``memory_bytes`` of the decoder (``TimedDecoder``). Only permanent,
-    file-specific failures become error rows; a storage fault is retried (``retry``) and, if it outlasts the
-    retries, raised as ``StorageUnavailableError`` (the task's own retries come next).
+    A shard's clips leave in parts of about ``part_clips`` clips, as they are decoded (a long video's windows
+    in groups, each group under the time limit: ``TimedDecoder.groups``), so a task holds one part's frames
+    whatever the videos' length. The last part of a shard has ``parts`` = its number of parts and ``files``;
+    the others have 0 in both. ``limits``: ``max_frame_pixels`` and ``memory_bytes`` of the decoder. Only
+    permanent, file-specific failures become error rows; a storage fault is retried (``retry``) and, if it
+    outlasts the retries, raised as ``StorageUnavailableError`` (the task's own retries come next).
     """
     limits = limits or {}
     key = (json.dumps(spec, sort_keys=True), timeout_s, json.dumps(limits, sort_keys=True))
     decoder = _DECODERS.get(key) or _DECODERS.setdefault(key, TimedDecoder(ClipSpec(**spec), timeout_s, **limits))
-    out: dict[str, list] = {"shard": [], "files": [], "meta": [], "frames": [], "errors": []}
+    retry = retry or StorageRetry()
     for shard, items_json in zip(batch["shard"].to_pylist(), batch["items"].to_pylist()):
         items = [Item(**d) for d in json.loads(items_json)]
-        metas, blobs, errors = [], [], []
+        part = 0
+        metas: list[dict] = []
+        blobs: list[bytes] = []
+        errors: list[dict] = []
         for item in items:
-            result = decode_with_retries(decoder, item, retry or StorageRetry())
-            if result.error is not None or not result.clips:
-                errors.append({"uri": item.uri, "source": item.key, "reason": error_reason(item, result.error)})
-                continue
-            for clip in result.clips:
-                frames = np.ascontiguousarray(clip.frames, dtype=np.uint8)  # (t, h, w, c)
-                metas.append({"id": clip_id(item.key, clip.start), "source": item.key, "label": item.label,
-                              "label_name": item.label_name, "clip_start": clip.start, "window": clip.window,
-                              "num_frames": frames.shape[0], "fps": clip.fps, "shape": list(frames.shape)})
-                blobs.append(frames.tobytes())
-        for name, value in (("shard", shard), ("files", len(items)), ("meta", json.dumps(metas)),
-                            ("frames", b"".join(blobs)), ("errors", json.dumps(errors))):
-            out[name].append(value)
-    return pa.table({"shard": pa.array(out["shard"], pa.int64()), "files": pa.array(out["files"], pa.int64()),
-                     "meta": out["meta"], "frames": pa.array(out["frames"], pa.large_binary()),
-                     "errors": out["errors"]})
+            for result in _file_groups(decoder, item, retry):
+                if result.error is not None:
+                    errors.append({"uri": item.uri, "source": item.key, "reason": error_reason(item, result.error)})
+                for clip in result.clips:
+                    frames = np.ascontiguousarray(clip.frames, dtype=np.uint8)  # (t, h, w, c)
+                    metas.append({"id": clip_id(item.key, clip.start), "source": item.key, "label": item.label,
+                                  "label_name": item.label_name, "clip_start": clip.start, "window": clip.window,
+                                  "num_frames": frames.shape[0], "fps": clip.fps, "shape": list(frames.shape)})
+                    blobs.append(frames.tobytes())
+                del result
+                if len(metas) >= part_clips:
+                    yield _part(shard, part, 0, 0, metas, blobs, errors)
+                    part, metas, blobs, errors = part + 1, [], [], []
+        yield _part(shard, part, part + 1, len(items), metas, blobs, errors)
+
+
+def _part(shard: int, part: int, parts: int, files: int, metas: list[dict], blobs: list[bytes],
+          errors: list[dict]) -> pa.Table:
+    return pa.table({"shard": pa.array([shard], pa.int64()), "part": pa.array([part], pa.int64()),
+                     "parts": pa.array([parts], pa.int64()), "files": pa.array([files], pa.int64()),
+                     "meta": [json.dumps(metas)], "frames": pa.array([b"".join(blobs)], pa.large_binary()),
+                     "errors": [json.dumps(errors)]})
+
+
+def _file_groups(decoder: TimedDecoder, item: Item, retry: StorageRetry) -> Iterator[Decoded]:
+    """``decoder.groups(item)``, the first group retried while it fails on a storage fault (the file is
+    fetched then); a file that gives no clip and no error (none can) is an error "no clips"."""
+    first = decode_with_retries(lambda it: decoder.group(it, 0, WINDOW_GROUP), item, retry)
+    if first.error is not None or first.windows is None:
+        yield first
+        return
+    if not first.clips:
+        yield Decoded(item=item, error="no clips")
+        return
+    yield first
+    if first.windows > WINDOW_GROUP:
+        for result in decoder.groups(item, WINDOW_GROUP, start=WINDOW_GROUP, windows=first.windows):
+            yield result
 
 
 # ---- stage 2: encode a shard's clips and write them (actor pool; one model per actor) --------------
@@ -143,24 +172,53 @@ class ShardEncoder:
         return spatial, temporal
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        """Decoded parts -> per part: the shard's stats when the part is the whole shard (written here), else
+        the part's stats with ``staged`` set (rows staged; the driver joins the parts: ``join_staged``)."""
         out = []
-        for shard, files, meta_json, blob, errors_json in zip(
-                batch["shard"].to_pylist(), batch["files"].to_pylist(), batch["meta"].to_pylist(),
-                batch["frames"].to_pylist(), batch["errors"].to_pylist()):
-            metas = json.loads(meta_json)
-            clips, offset = [], 0
+        for row in batch.to_pylist():
+            metas = json.loads(row["meta"])
+            clips, offset, blob = [], 0, row["frames"]
             for m in metas:
                 size = int(np.prod(m["shape"]))
                 clips.append(np.frombuffer(blob, np.uint8, size, offset).reshape(m["shape"]))
                 offset += size
             spatial, temporal = self.encode_clips(clips)
-            rows = [{**{k: v for k, v in m.items() if k != "shape"}, "spatial": s, "temporal": t,
-                     "tokenizer": self.tokenizer} for m, s, t in zip(metas, spatial, temporal)]
-            errors = json.loads(errors_json)
-            stats = ShardStats(shard=shard, files=files, clips=len(rows), errors=len(errors))
-            write_shard(self.output, stats, pa.Table.from_pylist(rows, schema=ROW_SCHEMA), errors)
-            out.append(asdict(stats))
+            rows = pa.Table.from_pylist(
+                [{**{k: v for k, v in m.items() if k != "shape"}, "spatial": s, "temporal": t,
+                  "tokenizer": self.tokenizer} for m, s, t in zip(metas, spatial, temporal)], schema=ROW_SCHEMA)
+            errors = json.loads(row["errors"])
+            stats = ShardStats(shard=row["shard"], files=row["files"], clips=rows.num_rows, errors=len(errors))
+            whole = row["part"] == 0 and row["parts"] == 1
+            if whole:
+                write_shard(self.output, stats, rows, errors)
+            else:
+                stage_part(self.output, row["shard"], row["part"], rows)
+            out.append({**asdict(stats), "part": row["part"], "parts": row["parts"],
+                        "staged_errors": None if whole else row["errors"]})
         return pa.Table.from_pylist(out)
+
+
+class ShardParts:
+    """The driver's side of shards that arrive in several parts: collects each part's stats and joins the
+    shard once all its parts are staged (``add`` returns the joined shard's stats then, else None)."""
+
+    def __init__(self, output: str) -> None:
+        self.output = output
+        self.pending: dict[int, dict[str, Any]] = {}
+
+    def add(self, row: dict[str, Any]) -> ShardStats | None:
+        if row.get("staged_errors") is None:
+            return ShardStats(shard=row["shard"], files=row["files"], clips=row["clips"], errors=row["errors"])
+        # by part: a decode task that Ray retried sends its first parts again (same rows, same staged file)
+        p = self.pending.setdefault(row["shard"], {"parts": 0, "files": 0, "errors": {}})
+        p["errors"][row["part"]] = json.loads(row["staged_errors"])
+        if row["parts"]:  # the last part
+            p["parts"], p["files"] = row["parts"], row["files"]
+        if not p["parts"] or len(p["errors"]) < p["parts"]:
+            return None
+        del self.pending[row["shard"]]
+        errors = [e for part in sorted(p["errors"]) for e in p["errors"][part]]
+        return join_staged(self.output, row["shard"], p["parts"], p["files"], errors)
 
 
 # ---- the driver -------------------------------------------------------------------------------------
@@ -171,12 +229,21 @@ class Progress:
         self.total, self.log, self.every_s = total_shards, log, every_s
         self.start = self.last = time.perf_counter()
         self.shards = self.files = self.clips = self.errors = 0
+        self.staged: dict[int, int] = {}  # clips of shards whose parts are not all in yet (long videos)
+
+    def part(self, shard: int, clips: int) -> None:
+        self.staged[shard] = self.staged.get(shard, 0) + clips
+        self._maybe_log()
 
     def update(self, stats: ShardStats) -> None:
         self.shards += 1
         self.files += stats.files
         self.clips += stats.clips
+        self.staged.pop(stats.shard, None)
         self.errors += stats.errors
+        self._maybe_log()
+
+    def _maybe_log(self) -> None:
         now = time.perf_counter()
         if now - self.last >= self.every_s or self.shards == self.total:
             self.last = now
@@ -184,20 +251,29 @@ class Progress:
 
     def line(self) -> str:
         dt = max(time.perf_counter() - self.start, 1e-9)
-        return (f"shards {self.shards}/{self.total}  rows {self.clips} ({self.clips / dt:.1f} rows/s, "
-                f"one row per clip)  files {self.files} ({self.files / dt:.1f} files/s)  errors {self.errors}  "
+        pending = sum(self.staged.values())
+        staged = f" (+{pending} in unfinished shards)" if pending else ""
+        return (f"shards {self.shards}/{self.total}  rows {self.clips}{staged} ({(self.clips + pending) / dt:.1f} "
+                f"rows/s, one row per clip)  files {self.files} ({self.files / dt:.1f} files/s)  errors {self.errors}  "
                 f"{dt:.1f}s")
 
 
 _log = get_logger("tokenize").info
 
 
+# The decode helper's own peak (imports, decoder state, one window at source size): 307-349 MiB measured at
+# 720p sources by benchmarks/long_video.py, flat in video length; rounded up for larger sources.
+HELPER_BYTES = 384 << 20
+
+
 def decode_memory(config: TokenizeJobConfig, spec: ClipSpec) -> int:
-    """Bytes a decode task should reserve: its shard's clips (one per file, times 4 for windows) twice over,
-    plus room for the decoder."""
+    """Bytes a decode task reserves: the clips it holds at most (a shard's clips, up to one part of
+    ``2 * WINDOW_GROUP`` clips: the part being filled plus the group that fills it), three times over (the
+    decoded clips, their bytes, the part's joined blob), plus the decode helper. Flat in video length."""
     clip = spec.frames * spec.height * spec.width * 3
-    per_file = clip * (4 if spec.policy == "windows" else 1)
-    return 2 * config.files_per_shard * per_file + (512 << 20)
+    per_file = WINDOW_GROUP if spec.policy == "windows" else 1
+    held = min(config.files_per_shard * per_file, 2 * WINDOW_GROUP)
+    return 3 * held * clip + HELPER_BYTES
 
 
 def build_dataset(config: TokenizeJobConfig, shards: dict[int, list[Item]], spec: ClipSpec, info: TokenizerInfo):
@@ -266,9 +342,13 @@ def tokenize_dataset(config: TokenizeJobConfig, log: Callable[[str], None] = _lo
             ray.init(address=config.ray_address, log_to_driver=False)
         ray.data.DataContext.get_current().enable_progress_bars = config.progress
         progress = Progress(len(todo), log)
+        parts = ShardParts(config.output)
         try:
             for row in build_dataset(config, todo, spec, info).iter_rows():
-                shard_stats = ShardStats(**row)
+                shard_stats = parts.add(row)
+                if shard_stats is None:
+                    progress.part(row["shard"], row["clips"])
+                    continue
                 stats[shard_stats.shard] = shard_stats
                 progress.update(shard_stats)
         except Exception as e:

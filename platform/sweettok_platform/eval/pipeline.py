@@ -1,5 +1,6 @@
-"""The eval job on Ray Data: shards of files -> decode (the tokenize CPU tasks, same per-file time limit
-and errors) -> an actor pool of ``ClipScorer`` -> one result row per shard, merged by the driver."""
+"""The eval job on Ray Data: shards of files -> decode (the tokenize CPU tasks, same time limits and errors;
+a shard leaves in parts when long videos give many clips) -> an actor pool of ``ClipScorer`` -> one result
+row per part, merged by the driver."""
 
 from __future__ import annotations
 
@@ -28,12 +29,13 @@ def unpack_clips(meta_json: str, blob: bytes) -> tuple[list[dict[str, Any]], lis
 
 
 def score_decoded(scorer: ClipScorer, row: dict[str, Any]) -> dict[str, Any]:
-    """One decoded shard row -> its result row: shard, files, clips (JSON records), errors (JSON), partial."""
+    """One decoded part of a shard -> its result row: shard, part, parts (set on a shard's last part), files,
+    clips (JSON records), errors (JSON), partial."""
     metas, clips = unpack_clips(row["meta"], row["frames"])
     records, partial = scorer.score(clips)
     out = [{"key": m["source"], "clip_start": m["clip_start"], "frames": m["num_frames"], **r} for m, r in zip(metas, records)]
-    return {"shard": row["shard"], "files": row["files"], "clips": json.dumps(out), "errors": row["errors"],
-            "partial": partial.to_bytes()}
+    return {"shard": row["shard"], "part": row["part"], "parts": row["parts"], "files": row["files"],
+            "clips": json.dumps(out), "errors": row["errors"], "partial": partial.to_bytes()}
 
 
 class ShardScorer:
@@ -44,8 +46,7 @@ class ShardScorer:
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = [score_decoded(self.scorer, row) for row in batch.to_pylist()]
-        return pa.table({"shard": pa.array([r["shard"] for r in rows], pa.int64()),
-                         "files": pa.array([r["files"] for r in rows], pa.int64()),
+        return pa.table({**{k: pa.array([r[k] for r in rows], pa.int64()) for k in ("shard", "part", "parts", "files")},
                          "clips": [r["clips"] for r in rows], "errors": [r["errors"] for r in rows],
                          "partial": pa.array([r["partial"] for r in rows], pa.large_binary())})
 
@@ -85,5 +86,5 @@ def run_local(shards: dict[int, list], spec: ClipSpec, scorer: ScorerConfig,
     model = ClipScorer(scorer)
     for i, items in shards.items():
         batch = pa.table({"shard": [i], "items": [json.dumps([it.to_dict() for it in items])]})
-        decoded = decode_shard(batch, asdict(spec), timeout_s).to_pylist()[0]
-        yield score_decoded(model, decoded)
+        for part in decode_shard(batch, asdict(spec), timeout_s):
+            yield score_decoded(model, part.to_pylist()[0])

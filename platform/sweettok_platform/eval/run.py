@@ -34,12 +34,12 @@ class Progress:
         self.start = self.last = time.perf_counter()
         self.shards = self.clips = self.errors = 0
 
-    def update(self, clips: int, errors: int) -> None:
-        self.shards += 1
+    def update(self, clips: int, errors: int, shard_done: bool = True) -> None:
+        self.shards += shard_done
         self.clips += clips
         self.errors += errors
         now = time.perf_counter()
-        if now - self.last >= self.every_s or self.shards == self.total:
+        if now - self.last >= self.every_s or (shard_done and self.shards == self.total):
             self.last = now
             dt = max(now - self.start, 1e-9)
             self.log(f"shards {self.shards}/{self.total}  clips {self.clips} ({self.clips / dt:.1f} clips/s)  "
@@ -84,8 +84,8 @@ def evaluate(config: EvalConfig, log: Callable[[str], None] = _log) -> dict[str,
     progress = Progress(len(shards), log)
     results = {}
     for row in rows:
-        results[row["shard"]] = row
-        progress.update(len(json.loads(row["clips"])), len(json.loads(row["errors"])))
+        results[row["shard"], row["part"]] = row  # a part Ray sent twice (a retried decode task) counts once
+        progress.update(len(json.loads(row["clips"])), len(json.loads(row["errors"])), shard_done=row["parts"] > 0)
     seconds = time.perf_counter() - start
     ordered = [results[i] for i in sorted(results)]  # a fixed merge order: the same float sums on a rerun
     uris = {it.key: it.uri for it in items}

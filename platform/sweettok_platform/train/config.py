@@ -25,22 +25,29 @@ class DatasetConfig:
 
     Video stages cut ``frames``-long windows every ``stride`` frames (default: no overlap); the image
     stage (stage 1) takes single frames every ``image_stride`` frames of the videos, plus any image files.
-    Decoded clips are cached as uint8 ``.npy`` files under ``cache_dir`` (per node) so restarts and later
-    stages do not decode again.
+    The files are indexed once (frame counts, fps, size: ``train.index``, stored under
+    ``<storage_path>/<name>-index/``); workers decode clips as batches need them. With ``cache_dir`` set,
+    decoded clips are also kept there as uint8 ``.npy`` files (per node, filled as clips are first seen) so
+    later epochs, restarts and stages read instead of decode; disk then grows with the dataset.
     """
 
     paths: list[str] = field(default_factory=list)
     stride: int | None = None
     image_stride: int | None = None
-    max_clips: int | None = None  # cap on clips (whole dataset, before sharding); None = all
+    # cap on clips (whole dataset, before sharding), spread over the files; it also caps the files indexed
+    # (at most max_clips, spread over the listing), so a small cap opens few files. None = all
+    max_clips: int | None = None
     resize: str = "squash"  # "squash" | "crop"
-    cache_dir: str | None = None  # default: <tmp>/sweettok-clip-cache
+    cache_dir: str | None = None  # None: no cache, every clip decoded when a batch needs it
+    decode_threads: int = 2  # per worker: decode the next batch's clips while the current one trains (0: inline)
     # augmentation: clips are decoded at crop_scale x the model's size and a random window of the model's
     # size is cut per sample (1.0: no crop); flip: random horizontal flips. Both seeded per sample.
     crop_scale: float = 1.0
     flip: bool = False
 
     def __post_init__(self) -> None:
+        if self.decode_threads < 0:
+            raise ValueError(f"dataset.decode_threads must be >= 0, got {self.decode_threads}")
         if not 1.0 <= self.crop_scale <= 4.0:
             raise ValueError(f"dataset.crop_scale must be in [1, 4], got {self.crop_scale}")
 
@@ -142,6 +149,10 @@ class TrainJobConfig:
 
     def stage_uri(self, stage: str) -> str:
         return storage.join(self.storage_path, self.run_name(stage))
+
+    def index_uri(self) -> str:
+        """Where the dataset index is stored (one Parquet file per set of files, by fingerprint)."""
+        return storage.join(self.storage_path, f"{self.name}-index")
 
     def bundle_uri(self) -> str:
         return self.export or storage.join(self.storage_path, f"{self.name}-bundle")

@@ -1,10 +1,14 @@
-"""Per-worker clip data for training: a deterministic sharded loader over decoded, cached clips.
+"""Per-worker clip data for training: a deterministic sharded loader that decodes clips as it goes.
 
 Why not Ray Data shards: resuming must restart at the exact sample after the last checkpoint, and a
-streaming ``iter_torch_batches`` cannot seek. Here every worker lists the same clip index
-(file, first frame), takes every ``world``-th clip from ``rank``, decodes only those frames once (decord,
-via ``sweettok_platform.media``) into a per-node ``.npy`` cache, and walks a seeded per-epoch permutation.
-The data position is the number of samples this worker has consumed, saved in every checkpoint.
+streaming ``iter_torch_batches`` cannot seek. Here every worker cuts the same clip list (file, first frame)
+from the dataset index (``train.index``: frame counts read once, by the driver), takes every ``world``-th
+clip from ``rank``, and walks a seeded per-epoch permutation of its share. Clips are decoded when a batch
+needs them (decord, only the clip's frames), one batch ahead in a background thread, so memory holds two
+batches whatever the dataset's size and the first step waits for one batch, not for the whole shard.
+With ``dataset.cache_dir`` set, each decoded clip is also kept there as ``.npy`` and read back in later
+epochs and stages (disk grows with the clips seen). The data position is the number of samples this worker
+has consumed, saved in every checkpoint.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ import glob
 import hashlib
 import json
 import os
-import tempfile
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,9 +26,8 @@ import torch
 from torch import Tensor
 
 from sweettok_platform.media import ClipSpec, MediaError, clip_starts, is_image, is_video, read_image, resize_frames
-from sweettok_platform.probe import video_frames
+from sweettok_platform.train import index as dataset_index
 from sweettok_platform.train.config import DatasetConfig
-
 
 
 @dataclass(frozen=True)
@@ -61,103 +65,109 @@ def resolve_paths(paths: list[str]) -> list[str]:
 
 
 def list_clips(files: list[str], frames: int, stride: int, max_clips: int | None = None) -> list[ClipRef]:
-    """The global clip index: windows of ``frames`` frames every ``stride`` frames of each video; image
-    files count as one-frame clips when ``frames == 1``. Videos too short (or unreadable) are skipped."""
-    import decord
+    """The global clip index of ``files`` (probed now; see ``clips_from_index``)."""
+    return clips_from_index(dataset_index.DatasetIndex(dataset_index.build(files, parallel=False)),
+                            frames, stride, max_clips)
 
+
+def clips_from_index(index: dataset_index.DatasetIndex, frames: int, stride: int,
+                     max_clips: int | None = None) -> list[ClipRef]:
+    """Windows of ``frames`` frames every ``stride`` frames of each video; image files count as one-frame
+    clips when ``frames == 1``. Videos too short (or unreadable) give none. ``max_clips`` spreads the cap
+    over all files instead of taking the first file's clips."""
     spec = ClipSpec(frames=frames, policy="windows", stride=stride)
     refs: list[ClipRef] = []
-    for path in files:
+    for path, num in zip(index.paths, index.frames):
         if is_image(path):
-            if frames == 1:
+            if frames == 1 and num > 0:
                 refs.append(ClipRef(path, 0, 1))
-            continue
-        try:
-            # the header's sample table when it has one (MP4/MOV: no read of the media data); else decord,
-            # which reads the whole file to count
-            num = video_frames(path) or len(decord.VideoReader(path, num_threads=1))
+        elif num > 0:
             refs += [ClipRef(path, s, frames) for s in clip_starts(num, spec)]
-        except (decord.DECORDError, RuntimeError, MediaError):
-            continue
     if max_clips is not None:
-        # spread the cap over all files instead of taking the first file's clips
         idx = np.linspace(0, len(refs) - 1, num=min(max_clips, len(refs))).round().astype(int) if refs else []
         refs = [refs[i] for i in sorted(set(int(i) for i in idx))]
     return refs
 
 
-class ClipCache:
-    """Decoded clips as uint8 (t, h, w, c) ``.npy`` files, keyed by source file, window and size."""
+class ClipDecoder:
+    """One clip -> uint8 ``(t, h, w, c)`` at the loader's size; with ``cache_dir``, decoded clips are kept
+    there as ``.npy`` (keyed by file, size, mtime, window and size) and read back instead of decoded."""
 
-    def __init__(self, root: str | None, height: int, width: int, resize: str) -> None:
-        self.root = root or os.path.join(tempfile.gettempdir(), "sweettok-clip-cache")
-        os.makedirs(self.root, exist_ok=True)
+    def __init__(self, cache_dir: str | None, height: int, width: int, resize: str) -> None:
+        self.root = cache_dir
+        if self.root:
+            os.makedirs(self.root, exist_ok=True)
         self.spec = ClipSpec(frames=1, height=height, width=width, resize=resize)  # size + resize policy
 
     def _key(self, ref: ClipRef) -> str:
         st = os.stat(ref.path)
         raw = json.dumps([ref.path, st.st_size, int(st.st_mtime), ref.start, ref.frames,
                           self.spec.height, self.spec.width, self.spec.resize])
-        return os.path.join(self.root, hashlib.sha1(raw.encode()).hexdigest() + ".npy")
+        return os.path.join(str(self.root), hashlib.sha1(raw.encode()).hexdigest() + ".npy")
 
-    def load(self, refs: list[ClipRef]) -> list[np.ndarray]:
-        """Every clip of ``refs`` (decoding and caching the missing ones; one reader per video)."""
+    def __call__(self, ref: ClipRef) -> np.ndarray:
+        key = self._key(ref) if self.root else None
+        if key is not None and os.path.exists(key):
+            return np.load(key)
+        try:
+            frames = self._decode(ref)
+        except Exception as e:  # noqa: BLE001 - one message naming the clip, whatever the decoder raised
+            raise MediaError(f"training clip {ref.path} frames {ref.start}..{ref.start + ref.frames - 1}: {e} "
+                             "(the file changed or broke after the dataset index was built?)") from e
+        if key is not None:
+            tmp = f"{key}.{os.getpid()}.tmp.npy"
+            np.save(tmp, frames)
+            os.replace(tmp, key)  # atomic: two workers on a node may decode the same clip
+        return frames
+
+    def _decode(self, ref: ClipRef) -> np.ndarray:
+        if is_image(ref.path):
+            return read_image(ref.path, self.spec).frames
         import decord
 
-        out: dict[int, np.ndarray] = {}
-        missing: dict[str, list[int]] = {}
-        for i, ref in enumerate(refs):
-            key = self._key(ref)
-            if os.path.exists(key):
-                out[i] = np.load(key, mmap_mode="r")
-            else:
-                missing.setdefault(ref.path, []).append(i)
-        for path, indices in missing.items():
-            reader = None if is_image(path) else decord.VideoReader(path, num_threads=1)
-            for i in indices:
-                ref = refs[i]
-                if reader is None:
-                    frames = read_image(path, self.spec).frames
-                else:
-                    raw = reader.get_batch(list(range(ref.start, ref.start + ref.frames))).asnumpy()
-                    frames = resize_frames(raw, self.spec)
-                key = self._key(ref)
-                tmp = f"{key}.{os.getpid()}.tmp.npy"
-                np.save(tmp, frames)
-                os.replace(tmp, key)  # atomic: two workers on a node may decode the same clip
-                out[i] = frames
-        return [out[i] for i in range(len(refs))]
+        reader = decord.VideoReader(ref.path, num_threads=1)
+        raw = reader.get_batch(list(range(ref.start, ref.start + ref.frames))).asnumpy()
+        return resize_frames(raw, self.spec)
 
 
 class ShardedClipLoader:
     """Batches of this worker's clips as float ``(b, c, t, h, w)`` in [-0.5, 0.5], in a seeded order.
 
     ``position`` counts samples consumed; ``seek(position)`` restores it exactly. Each epoch is a fresh
-    permutation (seed, epoch) of the shard; a batch never straddles two epochs' orders inconsistently
-    because the order is a pure function of (seed, epoch).
+    permutation (seed, epoch) of the shard, and each sample's crop and flip a function of (seed, sample), so a
+    resumed run sees the same batches. ``decode`` turns a clip into uint8 ``(t, h, w, c)``; the next batch's
+    clips are decoded by ``threads`` background threads while the current batch trains (0: on demand, in the
+    caller). ``take_wait()`` returns the time ``next_batch`` spent waiting for decoded clips since the last call.
     """
 
     def __init__(
-        self, clips: list[np.ndarray], batch_size: int, seed: int,
-        size: tuple[int, int] | None = None, flip: bool = False,
+        self, refs: list, decode, batch_size: int, seed: int,
+        size: tuple[int, int] | None = None, flip: bool = False, threads: int = 2,
     ) -> None:
-        if not clips:
+        if not refs:
             raise ValueError("this worker's data shard is empty: add clips or use fewer workers")
-        self.clips, self.batch_size, self.seed = clips, batch_size, seed
+        self.refs, self.decode, self.batch_size, self.seed = refs, decode, batch_size, seed
         self.size, self.flip = size, flip  # random crop to ``size`` (h, w) and random horizontal flips
         self.position = 0
+        self.wait_s = 0.0
         self._cached: tuple[int, np.ndarray] = (-1, np.empty(0, dtype=int))
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="clip-decode") if threads else None
+        self._ahead: tuple[int, list[Future]] | None = None  # (position, one future per sample of that batch)
 
     def __len__(self) -> int:
-        return len(self.clips)
+        return len(self.refs)
 
     def _order(self, epoch: int) -> np.ndarray:
         if self._cached[0] != epoch:
-            self._cached = (epoch, np.random.default_rng([self.seed, epoch]).permutation(len(self.clips)))
+            self._cached = (epoch, np.random.default_rng([self.seed, epoch]).permutation(len(self.refs)))
         return self._cached[1]
 
     def seek(self, position: int) -> None:
         self.position = int(position)
+
+    def take_wait(self) -> float:
+        wait, self.wait_s = self.wait_s, 0.0
+        return wait
 
     def _augment(self, clip: np.ndarray, k: int) -> np.ndarray:
         """Sample ``k``'s random crop and flip: a pure function of (seed, k), so a resumed run sees the same."""
@@ -169,32 +179,62 @@ class ShardedClipLoader:
         clip = clip[:, y : y + h, x : x + w]  # (t, h, w, c)
         return clip[:, :, ::-1] if self.flip and rng.random() < 0.5 else clip
 
+    def _sample(self, k: int, ref) -> np.ndarray:
+        return self._augment(self.decode(ref), k)
+
+    def _submit(self, position: int) -> list[Future]:
+        """Start decoding the batch at ``position`` (the order is read here, in the caller's thread)."""
+        assert self._pool is not None
+        samples = []
+        for k in range(position, position + self.batch_size):
+            epoch, i = divmod(k, len(self.refs))
+            samples.append(self._pool.submit(self._sample, k, self.refs[int(self._order(epoch)[i])]))
+        return samples
+
     def next_batch(self) -> Tensor:
-        n = len(self.clips)
-        picks = []
-        for k in range(self.position, self.position + self.batch_size):
-            epoch, i = divmod(k, n)
-            picks.append(self._augment(self.clips[int(self._order(epoch)[i])], k))
+        started = time.perf_counter()
+        ahead, self._ahead = self._ahead, None
+        if self._pool is None:
+            picks = []
+            for k in range(self.position, self.position + self.batch_size):
+                epoch, i = divmod(k, len(self.refs))
+                picks.append(self._sample(k, self.refs[int(self._order(epoch)[i])]))
+        else:
+            if ahead is None or ahead[0] != self.position:  # first batch, or after a seek
+                for future in ahead[1] if ahead else []:
+                    future.cancel()
+                ahead = (self.position, self._submit(self.position))
+            picks = [future.result() for future in ahead[1]]
         self.position += self.batch_size
+        if self._pool is not None:
+            self._ahead = (self.position, self._submit(self.position))
+        self.wait_s += time.perf_counter() - started
         batch = torch.from_numpy(np.ascontiguousarray(np.stack(picks)))  # (b, t, h, w, c) uint8
         return batch.permute(0, 4, 1, 2, 3).float() / 255.0 - 0.5  # (b, c, t, h, w)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def worker_loader(
     dataset: DatasetConfig, *, frames: int, height: int, width: int, images: bool,
-    batch_size: int, rank: int, world: int, seed: int,
+    batch_size: int, rank: int, world: int, seed: int, index: dataset_index.DatasetIndex | None = None,
 ) -> ShardedClipLoader:
-    """This worker's loader: clips of ``frames`` frames (or single frames when ``images``)."""
-    files = resolve_paths(dataset.paths)
+    """This worker's loader: clips of ``frames`` frames (or single frames when ``images``), cut from
+    ``index`` (default: the files of ``dataset.paths``, probed now)."""
+    if index is None:
+        files = dataset_index.capped(resolve_paths(dataset.paths), dataset.max_clips)
+        index = dataset_index.DatasetIndex(dataset_index.build(files, parallel=False))
     if images:
-        refs = list_clips(files, 1, dataset.image_stride or frames, dataset.max_clips)
+        refs = clips_from_index(index, 1, dataset.image_stride or frames, dataset.max_clips)
     else:
-        refs = list_clips([f for f in files if not is_image(f)], frames, dataset.stride or frames, dataset.max_clips)
+        refs = clips_from_index(index.videos(), frames, dataset.stride or frames, dataset.max_clips)
     if len(refs) < world:
         kind = "images" if images else f"{frames}-frame clips"
         raise ValueError(f"the dataset yields {len(refs)} {kind}, fewer than the {world} workers")
     scale = dataset.crop_scale
-    cache = ClipCache(dataset.cache_dir, round(height * scale), round(width * scale), dataset.resize)
-    clips = cache.load(refs[rank::world])
+    decode = ClipDecoder(dataset.cache_dir, round(height * scale), round(width * scale), dataset.resize)
     size = (height, width) if scale != 1.0 else None
-    return ShardedClipLoader(clips, batch_size, seed=seed * 1000 + rank, size=size, flip=dataset.flip)
+    return ShardedClipLoader(refs[rank::world], decode, batch_size, seed=seed * 1000 + rank, size=size,
+                             flip=dataset.flip, threads=dataset.decode_threads)

@@ -32,6 +32,7 @@ class WorkerPlan:
     init_prefix: str | None = None  # load only these keys of init_weights (job.init_prefix), the rest fresh
     live_metrics: str | None = None  # rank 0 mirrors metrics.jsonl here while training (on its node),
     # and appends every executed step, redone ones included, to executed.jsonl beside it
+    dataset_index: str | None = None  # URI of the dataset index the driver built (None: probe the files)
 
 
 def deepspeed_config(stage: Any, *, zero_stage: int, precision: str, lr: float) -> dict[str, Any]:
@@ -110,6 +111,7 @@ class StageRunner:
         from sweettok.train.lpips import LPIPSConfig
         from sweettok.train.objectives import CurriculumObjective, set_trainable
         from sweettok.train.trainer import param_groups
+        from sweettok_platform.train import index as dataset_index
         from sweettok_platform.train.data import worker_loader
 
         self.plan, job, cfg = plan, plan.job, plan.stage
@@ -153,6 +155,7 @@ class StageRunner:
             job.dataset, frames=patch.frames, height=patch.height, width=patch.width,
             images=cfg.data == "images", batch_size=cfg.batch_size, rank=self.rank, world=self.world,
             seed=job.seed + self.index,
+            index=dataset_index.read(plan.dataset_index) if plan.dataset_index else None,
         )
         self.step, self.attempt, self.rows = 0, 0, []
         self._restore()
@@ -287,7 +290,9 @@ class StageRunner:
         while self.step < cfg.steps:
             self._fault()
             start = time.perf_counter()
-            metrics = self._mean_across_ranks(self.train_step())
+            metrics = self.train_step()
+            metrics["input_wait_s"] = self.loader.take_wait()
+            metrics = self._mean_across_ranks(metrics)
             elapsed = time.perf_counter() - start
             self.step += 1
             row = {"stage": cfg.name, "step": self.step, "attempt": self.attempt, **metrics,
@@ -301,6 +306,7 @@ class StageRunner:
                     self._log(_progress_line(row, cfg.steps))
             if self.step % every == 0 or self.step == cfg.steps:
                 self._save({k: v for k, v in row.items() if isinstance(v, (int, float))})
+        self.loader.close()
 
     def _log(self, message: str, level: int = logging.INFO) -> None:
         log.log(level, f"[{self.plan.job.run_name(self.plan.stage.name)}] {message}")
@@ -314,5 +320,7 @@ def _progress_line(row: dict[str, Any], total: int) -> str:
     keys = [k for k in ("loss", "ce", "vq", "mse", "entropy", "lpips", "gan", "disc_loss", "code_accuracy",
                         "spatial_usage", "temporal_usage", "teacher_usage") if k in row]
     terms = " ".join(f"{k} {row[k]:.4g}" for k in keys)
+    # input wait: the share of the step spent waiting for decoded clips (high: decoding is the bottleneck)
+    wait = row.get("input_wait_s", 0.0) / max(row["step_time_s"], 1e-9)
     return (f"|{'#' * done}{'.' * (width - done)}| step {row['step']}/{total} {terms} "
-            f"lr {row['lr']:.2e} {row['clips_per_s']:.1f} clips/s")
+            f"lr {row['lr']:.2e} {row['clips_per_s']:.1f} clips/s, input wait {wait:.0%}")

@@ -19,7 +19,8 @@ from sweettok.train.config import STAGE_NAMES, StageConfig
 from sweettok_platform.log import RAY_RUNTIME_ENV, get_logger
 from sweettok_platform.train import checkpoint as ck
 from sweettok_platform.train.config import TrainJobConfig
-from sweettok_platform.train.data import list_clips, resolve_paths
+from sweettok_platform.train import index as dataset_index
+from sweettok_platform.train.data import clips_from_index, resolve_paths
 
 
 
@@ -31,6 +32,7 @@ class StagePlan:
     init: str | None  # weights URI to start from (None: fresh weights; or chained from the previous stage)
     init_prefix: str | None = None  # only these keys of ``init`` (the job's init_prefix, first stage only)
     done: ck.StageResult | None  # set when this stage already finished (a rerun skips it)
+    dataset_index: str | None = None  # URI of the stored dataset index every worker cuts its clips from
 
 
 log = get_logger("train")
@@ -71,20 +73,22 @@ def check_job(config: TrainJobConfig) -> list[StagePlan]:
         if not codebook or not storage.exists(codebook):
             raise FileNotFoundError(f"language codebook does not exist: {codebook}")
 
-    files = resolve_paths(config.dataset.paths)
+    files = dataset_index.capped(resolve_paths(config.dataset.paths), config.dataset.max_clips)
+    index = dataset_index.load_or_build(files, config.index_uri())  # stored once checked; reruns reuse it
     patch = model_config.patch
     for name in config.stages:
         images = stages[name].data == "images"
         frames = 1 if images else patch.frames
         stride = (config.dataset.image_stride if images else config.dataset.stride) or patch.frames
-        videos = files if images else [f for f in files if f.lower().endswith(tuple(_video_suffixes()))]
-        count = len(list_clips(videos, frames, stride, config.dataset.max_clips))
+        stage_index = index if images else index.videos()
+        count = len(clips_from_index(stage_index, frames, stride, config.dataset.max_clips))
         if count < config.num_workers:
             kind = "images" if images else f"{frames}-frame clips"
             raise ValueError(f"{name}: the dataset {config.dataset.paths} yields {count} {kind}, "
                              f"fewer than num_workers={config.num_workers}")
 
     plans: list[StagePlan] = []
+    index_uri = index.uri or storage.join(config.index_uri(), f"{dataset_index.fingerprint(files)}.parquet")
     for position, name in enumerate(config.stages):
         done = ck.read_final(config.stage_uri(name))
         if done is not None and done.steps < stages[name].steps:
@@ -103,7 +107,10 @@ def check_job(config: TrainJobConfig) -> list[StagePlan]:
                         "or set init to a checkpoint or bundle"
                     )
                 init = result.weights if result is not None else None
-        plans.append(StagePlan(stage=stages[name], init=init, done=done, init_prefix=prefix))
+        plans.append(StagePlan(stage=stages[name], init=init, done=done, init_prefix=prefix,
+                               dataset_index=index_uri))
+    if index.uri is None:
+        dataset_index.store(index, config.index_uri())  # every check passed: keep it for reruns and workers
     return plans
 
 
@@ -125,12 +132,6 @@ def check_perceptual_trunk(config: TrainJobConfig, preset_name: str, stages: dic
             )
 
 
-def _video_suffixes() -> tuple[str, ...]:
-    from sweettok_platform.media import VIDEO_SUFFIXES
-
-    return VIDEO_SUFFIXES
-
-
 def _storage_filesystem(config: TrainJobConfig):
     """The S3 filesystem Ray Train uploads through, configured from the driver's environment.
 
@@ -144,7 +145,8 @@ def _storage_filesystem(config: TrainJobConfig):
 
 
 def run_stage(
-    config: TrainJobConfig, stage: StageConfig, init: str | None, init_prefix: str | None = None
+    config: TrainJobConfig, stage: StageConfig, init: str | None, init_prefix: str | None = None,
+    dataset_index: str | None = None,
 ) -> ck.StageResult:
     """Run (or resume) one stage as a Ray Train run; returns its final checkpoint."""
     import ray
@@ -164,7 +166,7 @@ def run_stage(
     init_ref = ray.put(storage.read_bytes(init)) if init else None
     plan = WorkerPlan(job=config, stage=stage, model_config=model_config.to_dict(), init_weights=init_ref,
                       init_prefix=init_prefix,
-                      live_metrics=os.path.join(log_dir, "metrics.jsonl"))
+                      live_metrics=os.path.join(log_dir, "metrics.jsonl"), dataset_index=dataset_index)
     env = storage.storage_env() if config.storage_path.startswith("s3://") else {}
     if not config.use_gpu:
         env["DS_ACCELERATOR"] = "cpu"
@@ -271,7 +273,7 @@ def run_curriculum(config: TrainJobConfig) -> str:
             result = plan.done
             continue
         init = plan.init or (result.weights if result is not None else None)
-        result = run_stage(config, plan.stage, init, plan.init_prefix if plan.init else None)
+        result = run_stage(config, plan.stage, init, plan.init_prefix if plan.init else None, plan.dataset_index)
     assert result is not None
     log.info(f"curriculum {config.stages} done in {time.perf_counter() - started:.0f} s")
     if result.stage == "stage3":
