@@ -261,9 +261,9 @@ class Progress:
 _log = get_logger("tokenize").info
 
 
-# The decode helper's own peak (imports, decoder state, one window at source size): 307-349 MiB measured at
-# 720p sources by benchmarks/long_video.py, flat in video length; rounded up for larger sources.
-HELPER_BYTES = 384 << 20
+# The decode helper's own peak (imports, decoder state, one window at source size): 341 / 356 / 438 MiB for
+# 10 / 160 / 640 s of 720p video (benchmarks/long_video.py); rounded up for larger sources.
+HELPER_BYTES = 512 << 20
 
 
 def decode_memory(config: TokenizeJobConfig, spec: ClipSpec) -> int:
