@@ -163,7 +163,7 @@ def main() -> None:
 
     from sweettok_platform.media import ClipSpec
     from sweettok_platform.serve import ServeConfig, ingress_urls, start, stop
-    from sweettok_platform.serve.app import local_ray_env
+    from sweettok_platform.serve.lifecycle import local_ray_env
     from sweettok_platform.serve.model import load_tokenizer
 
     torch.set_num_threads(args.torch_threads)

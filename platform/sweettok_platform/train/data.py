@@ -20,6 +20,7 @@ import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -141,7 +142,7 @@ class ShardedClipLoader:
     """
 
     def __init__(
-        self, refs: list, decode, batch_size: int, seed: int,
+        self, refs: list[ClipRef], decode: Callable[[ClipRef], np.ndarray], batch_size: int, seed: int,
         size: tuple[int, int] | None = None, flip: bool = False, threads: int = 2,
     ) -> None:
         if not refs:
@@ -179,7 +180,7 @@ class ShardedClipLoader:
         clip = clip[:, y : y + h, x : x + w]  # (t, h, w, c)
         return clip[:, :, ::-1] if self.flip and rng.random() < 0.5 else clip
 
-    def _sample(self, k: int, ref) -> np.ndarray:
+    def _sample(self, k: int, ref: ClipRef) -> np.ndarray:
         return self._augment(self.decode(ref), k)
 
     def _submit(self, position: int) -> list[Future]:
