@@ -114,3 +114,25 @@ def test_a_hang_loses_only_its_group_and_the_shard_is_joined_from_its_parts(real
     assert errors[0]["reason"] == "timeout: windows 64..127 of 150 took more than 8 s"
     assert not list((out / STAGING_DIR).glob("*.parquet"))  # joined and removed
     assert read_shard_stats(str(out / "data" / "part-00000.parquet")).clips == 136
+
+
+def test_a_long_video_tokenizes_through_ray_in_parts_exactly_once(ray_cluster, real_video: Path, tmp_path: Path):
+    from sweettok_platform.data.corpus import STAGING_DIR
+    from sweettok_platform.data.pipeline import TokenizeJobConfig, tokenize_dataset
+    from sweettok_platform.data.reader import read_table
+
+    root = tmp_path / "videos" / "Bikes"
+    root.mkdir(parents=True)
+    looped(real_video, 30, root / "long.mp4")  # 150 windows: 3 parts
+    (root / "short.mp4").write_bytes(real_video.read_bytes())  # 50 windows
+    config = TokenizeJobConfig.from_dict({
+        "source": {"kind": "folders", "root": str(tmp_path / "videos")}, "output": str(tmp_path / "corpus"),
+        "encode": {"preset": "tiny", "batch_size": 32}, "clips": {"policy": "windows"}, "files_per_shard": 2,
+        "progress": False})
+    card = tokenize_dataset(config, log=lambda line: None)
+    table = read_table(str(tmp_path / "corpus"))
+    assert card.clips == table.num_rows == 200 and len(set(table.column("id").to_pylist())) == 200
+    assert card.shards == card.shards_done == 1 and card.files_failed == 0
+    assert not list((tmp_path / "corpus" / STAGING_DIR).glob("*"))
+    again = tokenize_dataset(config, log=lambda line: None)  # a rerun finds the shard done
+    assert again.shards_skipped == 1 and read_table(str(tmp_path / "corpus")).num_rows == 200
