@@ -151,3 +151,15 @@ def test_tokenize_decoder_never_unpickles_a_helpers_answer(tmp_path, real_video)
         assert len(clips) == 1 and clips[0].frames.shape == (5, 32, 32, 3) and clips[0].start == 122
     finally:
         real.close()
+
+
+def test_a_helper_claiming_endless_windows_does_not_keep_the_parent_asking(tmp_path, real_video):
+    endless = ("import json\nwhile True:\n    raw = json.dumps({'error': None, 'clips': [], 'windows': 10**12}).encode()\n"
+               "    os.write(out, struct.pack('<Q', len(raw)) + raw)\n    wire.recv(0, 0)\n")
+    decoder = TimedDecoder(SPEC, timeout_s=30, argv=_helper(tmp_path, endless))
+    try:
+        began = time.monotonic()
+        groups = list(decoder.groups(Item(uri=str(real_video), key="bikes.mp4"), start=64, windows=10**12))
+        assert groups == [] and time.monotonic() - began < 10  # one empty answer ends the file
+    finally:
+        decoder.close()

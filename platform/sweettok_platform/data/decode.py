@@ -36,6 +36,7 @@ STARTUP_TIMEOUT_S = 120.0
 HELPER_NICENESS = 5
 MAX_CLIPS_PER_FILE = 4096  # most clips the parent accepts in one answer
 WINDOW_GROUP = 64  # windows per request: a long video is decoded, answered and handed on this many at a time
+MAX_WINDOWS = 1_000_000  # most windows the parent asks for from one file (a helper's count is not trusted beyond)
 
 
 @dataclass
@@ -119,6 +120,8 @@ def _read_answer(fd: int, item: Item, spec: ClipSpec, deadline: float) -> Decode
         raise wire.WireError("no clip list")
     if windows is not None:
         windows = wire.ints([windows], 1, "windows")[0]
+        if windows < 0:
+            raise wire.WireError("windows: negative")
     if not meta:
         if header["nbytes"]:
             raise wire.WireError("frames without clips")
@@ -203,10 +206,11 @@ class TimedDecoder:
         limit; a group that fails is yielded with its error (naming its window range) and the next group goes
         on, unless the file's number of windows is not known yet (then that error ends the file)."""
         first = start
-        while windows is None or first < windows:
+        while windows is None or first < min(windows, MAX_WINDOWS):
             result = self.group(item, first, size, windows)
-            if result.error is not None or result.clips:
-                yield result
+            if result.error is None and not result.clips:
+                return  # past the end (or a helper whose count was wrong): nothing more to ask for
+            yield result
             if result.windows is None:
                 return
             windows, first = result.windows, first + size
