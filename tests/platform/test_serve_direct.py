@@ -1,7 +1,10 @@
-"""`sweettok serve --direct-ingress`: the ingress replica answers on its own port, past Serve's proxy.
+"""`sweettok serve --direct-ingress`: the ingress replica answers on its own port, past Serve's proxy; and
+``sweettok serve`` stopped with SIGTERM (kill, systemd, Kubernetes) exits cleanly and leaves no Ray process of
+the cluster it started behind.
 
 Runs the real CLI in a subprocess (it starts its own local Ray cluster with the direct-ingress switch in
-its environment, which the session cluster does not have) and compares ids over both URLs with the model.
+its environment, which the session cluster does not have), compares ids over both URLs with the model, then
+stops it with SIGTERM (one cluster start for both checks).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import requests
 import torch
 
@@ -31,9 +35,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_direct_ingress_url_answers_like_the_proxy(real_video, tmp_path):
+def test_direct_ingress_url_answers_like_the_proxy_and_sigterm_leaves_no_ray_process(real_video, tmp_path):
+    import tempfile
+
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    temp = Path(tempfile.mkdtemp(prefix="st-", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
+    env = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}, "RAY_TMPDIR": str(temp)}
     log = tmp_path / "serve.log"
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "sweettok_platform.cli", "serve", "--preset", "tiny",
@@ -65,10 +72,18 @@ def test_direct_ingress_url_answers_like_the_proxy(real_video, tmp_path):
                             timeout=60)
         assert bad.status_code == 422 and bad.json()["detail"]
         assert requests.get(f"{direct}/healthz", timeout=30).status_code == 200
+
+        def cluster() -> list[psutil.Process]:
+            return [p for p in psutil.process_iter(["cmdline"]) if str(temp) in " ".join(p.info["cmdline"] or [])]
+
+        assert cluster(), "no Ray process found under the cluster's temp dir"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 0, log.read_text()[-3000:]
+        deadline = time.monotonic() + 30
+        while (left := cluster()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert left == [], [" ".join(p.cmdline()[:3]) for p in left]
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=90)
-        except subprocess.TimeoutExpired:
+        if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
