@@ -147,3 +147,43 @@ def test_rerun_skips_finished_work(trained) -> None:
     config.fault = None
     assert train_generator(config) == result
     assert rows(root, "executed.jsonl") == before
+
+
+def test_sample_writes_ids_videos_and_a_grid_through_the_corpus_bundle(trained, corpus, tmp_path: Path) -> None:
+    from sweettok_platform.cli import main
+
+    _, _, result = trained
+    out = tmp_path / "samples"
+    assert main(["ar", "sample", "--checkpoint", result.checkpoint, "--classes", "Bikes,1", "-n", "2",
+                 "-o", str(out), "--top-k", "50", "--cfg", "2.0"]) == 0
+    saved = np.load(out / "ids.npz")
+    ids, labels = saved["ids"], saved["labels"]
+    assert ids.shape == (4, 24) and labels.tolist() == [0, 0, 1, 1]
+    assert 0 <= ids[:, :8].min() and ids[:, :8].max() < 256 and 0 <= ids[:, 8:].min() and ids[:, 8:].max() < 256
+    assert len(list(out.glob("sample_*_Bikes.mp4"))) == 2 and len(list(out.glob("sample_*_CarphonePristine.mp4"))) == 2
+    import imageio.v3 as iio
+
+    grid = iio.imread(out / "grid.png")
+    assert grid.shape == (4 * 32, 5 * 32, 3)  # one row of 5 decoded 32x32 frames per sample
+    frames = iio.imread(next(out.glob("sample_000_*.mp4")))
+    assert frames.shape[0] == 5
+
+
+def test_sample_refuses_a_bundle_that_did_not_make_the_corpus(trained, tmp_path: Path) -> None:
+    from sweettok_platform.ar.sample import sample_videos
+
+    _, _, result = trained
+    torch.manual_seed(1)  # other weights: another content hash
+    other = str(tmp_path / "other-bundle")
+    sweettok.save_bundle(sweettok.SweetTokenizer(sweettok.preset("tiny")), other)
+    with pytest.raises(ValueError, match="tokenizer mismatch"):
+        sample_videos(result.checkpoint, ["Bikes"], 1, str(tmp_path / "out"), bundle=other)
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize("name", ["ar-tiny.yaml", "ar-ucf101.yaml"])
+def test_job_files_parse(name: str) -> None:
+    import yaml
+
+    config = ArJobConfig.from_dict(yaml.safe_load((Path(__file__).resolve().parents[2] / "jobs" / name).read_text()))
+    assert config.optim.steps >= 200
