@@ -78,18 +78,21 @@ def main() -> None:
             "num_workers": args.workers, "checkpoint_every": args.steps, "log_every": args.steps,
         })
         model_config = job.model.build(CorpusCard.load(corpus))
-        loop = single_process(job, model_config, args.steps)
+        before = single_process(job, model_config, args.steps)
         import ray
 
-        ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"DS_ACCELERATOR": "cpu"}})
+        ray.init(address="local", num_cpus=args.workers, include_dashboard=False, log_to_driver=False,
+                 _temp_dir="/tmp/arb-ray", runtime_env={"env_vars": {"DS_ACCELERATOR": "cpu"}})
         train_generator(job)
         with open(Path(tmp) / "logs" / "metrics.jsonl") as f:
             rows = [json.loads(line) for line in f]
         ray_rate = statistics.median(r["tokens_per_s_per_worker"] for r in rows[5:])
         ray.shutdown()
+        after = single_process(job, model_config, args.steps)  # before and after: the machine's load drifts
+    loop = (before + after) / 2
     print(f"size {args.size}, 1,280 tokens per clip, batch {args.batch} per worker, {args.steps} steps")
-    print(f"single-process loop: {loop:.0f} tokens/s; Ray Train + DeepSpeed ZeRO-2, {args.workers} workers: "
+    print(f"single-process loop: {loop:.0f} tokens/s (before {before:.0f}, after {after:.0f}); "
+          f"Ray Train + DeepSpeed ZeRO-2, {args.workers} workers: "
           f"{ray_rate:.0f} tokens/s per worker ({ray_rate * args.workers:.0f} in all); ratio per worker "
           f"{ray_rate / loop:.2f}x")
 
