@@ -95,23 +95,9 @@ class ArRunner:
 
     # ---- checkpoints (the curriculum's format and checks) ----------------------------------------
     def _restore(self) -> None:
-        import ray.train
+        from sweettok_platform.train.loop import restore_newest
 
-        from sweettok_platform.train import integrity
-
-        skipped = []
-        for checkpoint in integrity.restore_candidates(ray.train.get_checkpoint(), self.plan.job.run_uri, self.world):
-            with checkpoint.as_directory() as d:
-                problem = integrity.verify(d, self.world)
-                if problem is None:
-                    self._load(checkpoint.path, d)
-                    return
-            skipped.append(f"{checkpoint.path}: {problem}")
-            if self.rank == 0:
-                self._log(f"checkpoint {checkpoint.path} fails verification ({problem}); trying an older one",
-                          logging.WARNING)
-        if skipped:
-            raise integrity.CheckpointCorruptError(f"no intact checkpoint to resume from: {'; '.join(skipped)}")
+        restore_newest(self.plan.job.run_uri, self.world, self.rank, self._load, self._log)
 
     def _load(self, path: str, d: str) -> None:
         from sweettok_platform.train import checkpoint as ck
@@ -154,13 +140,9 @@ class ArRunner:
 
     # ---- training -------------------------------------------------------------------------------
     def _fault(self) -> None:
-        fault = self.plan.job.fault
-        if (fault is not None and self.rank == 0 and fault.stage == STAGE and fault.step == self.step + 1
-                and not os.path.exists(fault.marker)):
-            with open(fault.marker, "w") as f:
-                f.write(f"rank 0 exited before step {fault.step}\n")
-            self._log(f"fault injection: exiting before step {fault.step}")
-            os._exit(1)
+        from sweettok_platform.train.loop import inject_fault
+
+        inject_fault(self.plan.job.fault, STAGE, self.rank, self.step, self._log)
 
     def train_step(self) -> dict[str, float]:
         """One optimizer step; the class-dropout draw is seeded by (seed, step, rank), so a redone step is equal."""
@@ -179,18 +161,9 @@ class ArRunner:
         self.engine.step()
         return {"loss": float(loss.detach()), "lr": lr}
 
-    def _mean_across_ranks(self, metrics: dict[str, float]) -> dict[str, float]:
-        import torch.distributed as dist
-
-        if self.world == 1 or not dist.is_initialized():
-            return metrics
-        keys = sorted(metrics)
-        values = torch.tensor([metrics[k] for k in keys], dtype=torch.float64, device=self.device)
-        dist.all_reduce(values)
-        return {k: float(v) / self.world for k, v in zip(keys, values.tolist())}
-
     def run(self) -> None:
         from sweettok_platform.train import checkpoint as ck
+        from sweettok_platform.train.loop import mean_across_ranks
 
         job = self.plan.job
         steps, every = job.optim.steps, max(1, job.checkpoint_every)
@@ -203,7 +176,8 @@ class ArRunner:
             start = time.perf_counter()
             metrics = self.train_step()
             elapsed = time.perf_counter() - start  # this worker's own step (before the metrics all-reduce)
-            metrics = self._mean_across_ranks({**metrics, "tokens_per_s_per_worker": tokens_per_step / elapsed})
+            metrics = mean_across_ranks({**metrics, "tokens_per_s_per_worker": tokens_per_step / elapsed},
+                                        self.world, self.device)
             self.step += 1
             row = {"stage": STAGE, "step": self.step, "attempt": self.attempt, **metrics, "step_time_s": elapsed}
             if self.rank == 0:
