@@ -11,7 +11,7 @@ import importlib
 import sys
 import traceback
 
-COMMANDS = ["encode", "decode", "codebook", "train", "tokenize", "serve", "eval", "convert", "job"]
+COMMANDS = ["encode", "decode", "codebook", "train", "tokenize", "serve", "eval", "convert", "job", "ar"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,6 +16,11 @@ files and the errors table, which have other schemas.
 
 A row is one clip; ``id`` is stable (from the source key and the clip start), so reruns and other runs
 over the same data agree on it.
+
+Card schema versions: 1 had token counts but no codebook sizes or label names; 2 adds
+``spatial_codebook_size``, ``temporal_codebook_size`` and ``label_names`` (what a generator sizes its
+vocabulary and class table from). A version-1 card still loads: the sizes are read from its tokenizer
+(bundle or preset) when that tokenizer still has the recorded hash, the label names from the rows.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ import pyarrow.parquet as pq
 from sweettok import storage
 from sweettok_platform.data.sources import Item
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 CARD = "corpus.json"
 PLAN = "plan.json"
 DATA_DIR = "data"
@@ -216,8 +222,11 @@ class CorpusCard:
     seed: int = 0
     quantizer: str = "learned"
     words_file: str | None = None  # the bundle's codebook words (vocab.json), if it has one
-    spatial_tokens: int = 0
+    spatial_tokens: int = 0  # tokens per clip of each branch (temporal: 0 for an image corpus)
     temporal_tokens: int = 0
+    spatial_codebook_size: int = 0  # ids of each branch lie in [0, size); 0: unknown (a v1 card, tokenizer gone)
+    temporal_codebook_size: int = 0
+    label_names: dict[int, str] = field(default_factory=dict)  # label index -> class name, labels seen
     source: dict[str, Any] = field(default_factory=dict)
     clips_spec: dict[str, Any] = field(default_factory=dict)
     shards: int = 0
@@ -237,6 +246,11 @@ class CorpusCard:
     def complete(self) -> bool:
         return self.shards_done == self.shards
 
+    @property
+    def num_classes(self) -> int:
+        """Size of a class table covering every label of the corpus (labels index from 0)."""
+        return max(self.label_names, default=-1) + 1
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -249,7 +263,33 @@ class CorpusCard:
         if not storage.exists(uri):
             raise FileNotFoundError(f"{output} is not a token corpus (no {CARD})")
         data = json.loads(storage.read_bytes(uri))
-        if data.get("schema_version") != SCHEMA_VERSION:
-            raise ValueError(f"{uri}: schema version {data.get('schema_version')}, this reader knows {SCHEMA_VERSION}")
+        version = data.get("schema_version")
+        if version not in READABLE_VERSIONS:
+            raise ValueError(f"{uri}: schema version {version}, this reader knows {list(READABLE_VERSIONS)}")
         data["output"] = output
-        return cls(**data)
+        data["label_names"] = {int(k): v for k, v in data.get("label_names", {}).items()}  # JSON keys are strings
+        card = cls(**data)
+        if version == 1:
+            _fill_v1(card)
+        return card
+
+
+def _fill_v1(card: CorpusCard) -> None:
+    """What a version-1 card lacks: codebook sizes from its tokenizer (only if it still has the recorded hash),
+    label names from the rows' ``label`` / ``label_name`` columns. Kept at version 1 (nothing is rewritten)."""
+    from sweettok_platform.data.tokenizer import EncodeConfig, describe_tokenizer
+
+    try:
+        info = describe_tokenizer(EncodeConfig(bundle=card.bundle, preset=None if card.bundle else card.preset,
+                                               seed=card.seed))
+    except (OSError, ValueError):  # bundle moved, deleted or changed: sizes stay unknown (0)
+        info = None
+    if info is not None and info.hash == card.tokenizer:
+        card.spatial_codebook_size = info.config.quantizer.spatial_size
+        card.temporal_codebook_size = info.config.quantizer.temporal_size if card.temporal_tokens else 0
+    data = storage.join(card.output, DATA_DIR)
+    if storage.exists(data):
+        fs, path = storage.resolve(data)
+        table = pq.read_table(path, filesystem=fs, columns=["label", "label_name"])
+        pairs = set(zip(table["label"].to_pylist(), table["label_name"].to_pylist()))
+        card.label_names = {label: name for label, name in sorted(pairs) if label >= 0}

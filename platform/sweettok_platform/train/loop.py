@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from sweettok_platform.log import get_logger
 from sweettok_platform.train.config import TrainJobConfig
@@ -164,24 +164,7 @@ class StageRunner:
     def _restore(self) -> None:
         """Resume from the newest complete checkpoint that verifies (Ray's, or a newer committed one on
         storage); corrupt ones are skipped with a warning, and no intact one left is an error."""
-        import ray.train
-
-        from sweettok_platform.train import integrity
-
-        stage_uri = self.plan.job.stage_uri(self.plan.stage.name)
-        skipped = []
-        for checkpoint in integrity.restore_candidates(ray.train.get_checkpoint(), stage_uri, self.world):
-            with checkpoint.as_directory() as d:
-                problem = integrity.verify(d, self.world)
-                if problem is None:
-                    self._load(checkpoint.path, d)
-                    return
-            skipped.append(f"{checkpoint.path}: {problem}")
-            if self.rank == 0:
-                self._log(f"checkpoint {checkpoint.path} fails verification ({problem}); trying an older one",
-                          logging.WARNING)
-        if skipped:
-            raise integrity.CheckpointCorruptError(f"no intact checkpoint to resume from: {'; '.join(skipped)}")
+        restore_newest(self.plan.job.stage_uri(self.plan.stage.name), self.world, self.rank, self._load, self._log)
 
     def _load(self, path: str, d: str) -> None:
         from sweettok_platform.train import checkpoint as ck
@@ -234,24 +217,10 @@ class StageRunner:
 
     # ---- training -----------------------------------------------------------------------------
     def _fault(self) -> None:
-        fault = self.plan.job.fault
-        if (fault is not None and self.rank == 0 and fault.stage == self.plan.stage.name
-                and fault.step == self.step + 1 and not os.path.exists(fault.marker)):
-            with open(fault.marker, "w") as f:
-                f.write(f"rank 0 exited before step {fault.step}\n")
-            self._log(f"fault injection: exiting before step {fault.step}")
-            os._exit(1)
+        inject_fault(self.plan.job.fault, self.plan.stage.name, self.rank, self.step, self._log)
 
     def _mean_across_ranks(self, metrics: dict[str, float]) -> dict[str, float]:
-        import torch
-        import torch.distributed as dist
-
-        if self.world == 1 or not dist.is_initialized():
-            return metrics
-        keys = sorted(metrics)
-        values = torch.tensor([metrics[k] for k in keys], dtype=torch.float64, device=self.device)
-        dist.all_reduce(values)
-        return {k: float(v) / self.world for k, v in zip(keys, values.tolist())}
+        return mean_across_ranks(metrics, self.world, self.device)
 
     def train_step(self) -> dict[str, float]:
         """One optimizer step of the generator (and the discriminator in stage 3): the step the in-process
@@ -310,6 +279,52 @@ class StageRunner:
 
     def _log(self, message: str, level: int = logging.INFO) -> None:
         log.log(level, f"[{self.plan.job.run_name(self.plan.stage.name)}] {message}")
+
+
+# ---- shared by every Ray Train worker loop of the project (curriculum stages, the AR generator) ----------
+def restore_newest(run_uri: str, world: int, rank: int, load: Callable[[str, str], None],
+                   log: Callable[..., None]) -> None:
+    """Call ``load(path, local_dir)`` with the newest checkpoint of the run that verifies (Ray's, or a newer
+    committed one on storage); corrupt ones are skipped with a warning, and none intact left is an error."""
+    import ray.train
+
+    from sweettok_platform.train import integrity
+
+    skipped = []
+    for checkpoint in integrity.restore_candidates(ray.train.get_checkpoint(), run_uri, world):
+        with checkpoint.as_directory() as d:
+            problem = integrity.verify(d, world)
+            if problem is None:
+                load(checkpoint.path, d)
+                return
+        skipped.append(f"{checkpoint.path}: {problem}")
+        if rank == 0:
+            log(f"checkpoint {checkpoint.path} fails verification ({problem}); trying an older one", logging.WARNING)
+    if skipped:
+        raise integrity.CheckpointCorruptError(f"no intact checkpoint to resume from: {'; '.join(skipped)}")
+
+
+def inject_fault(fault: Any, stage: str, rank: int, step: int, log: Callable[[str], None]) -> None:
+    """Fault injection for recovery tests: rank 0 exits hard before ``fault.step`` of ``fault.stage``, once."""
+    if (fault is not None and rank == 0 and fault.stage == stage and fault.step == step + 1
+            and not os.path.exists(fault.marker)):
+        with open(fault.marker, "w") as f:
+            f.write(f"rank 0 exited before step {fault.step}\n")
+        log(f"fault injection: exiting before step {fault.step}")
+        os._exit(1)
+
+
+def mean_across_ranks(metrics: dict[str, float], world: int, device: Any) -> dict[str, float]:
+    """Each metric averaged over the ranks (one all-reduce)."""
+    import torch
+    import torch.distributed as dist
+
+    if world == 1 or not dist.is_initialized():
+        return metrics
+    keys = sorted(metrics)
+    values = torch.tensor([metrics[k] for k in keys], dtype=torch.float64, device=device)
+    dist.all_reduce(values)
+    return {k: float(v) / world for k, v in zip(keys, values.tolist())}
 
 
 def _progress_line(row: dict[str, Any], total: int) -> str:

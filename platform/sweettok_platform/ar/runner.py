@@ -1,0 +1,109 @@
+"""Driver side of generator training: check the corpus, run one Ray Train run, mark it finished.
+
+``train_generator(config)`` is the call ``sweettok ar train`` makes. The run is a ``TorchTrainer`` named
+``<name>-ar`` under ``storage_path`` with the curriculum's failure handling: a dead worker restarts the
+group from the newest complete checkpoint (``max_failures``), a rerun resumes an unfinished run, and a
+run with ``final.json`` (and as many steps) is skipped. Beside the checkpoints the driver writes
+``generator.json``: the model config and the corpus identity (card, tokenizer hash, bundle) that
+``sweettok ar sample`` decodes with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+from sweettok import storage
+from sweettok.ar import ArConfig
+from sweettok_platform.ar.config import ArJobConfig
+from sweettok_platform.data.corpus import CorpusCard
+from sweettok_platform.log import RAY_RUNTIME_ENV, get_logger
+from sweettok_platform.train import checkpoint as ck
+
+log = get_logger("ar")
+GENERATOR = "generator.json"
+
+
+def check_job(config: ArJobConfig) -> tuple[CorpusCard, ArConfig]:
+    """Everything checkable before a worker starts: the corpus card, the model geometry, enough clips."""
+    card = CorpusCard.load(config.corpus)
+    if not card.complete:
+        log.warning(f"{config.corpus}: the corpus is incomplete ({card.shards_done}/{card.shards} shards); "
+                    "training on the rows written so far")
+    model = config.model.build(card)
+    if card.clips < config.num_workers:
+        raise ValueError(f"{config.corpus} holds {card.clips} clips, fewer than num_workers={config.num_workers}")
+    return card, model
+
+
+def generator_info(config: ArJobConfig, card: CorpusCard, model: ArConfig) -> dict[str, Any]:
+    return {"model": model.to_dict(), "corpus": config.corpus, "tokenizer": card.tokenizer, "bundle": card.bundle,
+            "preset": card.preset, "seed": card.seed, "label_names": {str(k): v for k, v in card.label_names.items()}}
+
+
+def train_generator(config: ArJobConfig) -> ck.StageResult:
+    """Train (or resume, or skip if finished) the job's generator; returns its final checkpoint."""
+    import ray
+    from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    from sweettok_platform.ar.loop import ArWorkerPlan, ar_worker
+    from sweettok_platform.train.integrity import drop_stale_ray_snapshot, prune, root_cause
+
+    config = config.with_absolute_paths()
+    card, model = check_job(config)
+    done = ck.read_final(config.run_uri)
+    if done is not None and done.steps >= config.optim.steps:
+        log.info(f"{config.run_name}: already finished ({done.checkpoint}); skipping")
+        return done
+    storage.write_bytes(storage.join(config.run_uri, GENERATOR),
+                        json.dumps(generator_info(config, card, model), indent=2).encode())
+    if not ray.is_initialized():
+        env = {"env_vars": {"DS_ACCELERATOR": "cpu"}} if not config.use_gpu else {}
+        ray.init(runtime_env={**RAY_RUNTIME_ENV, **env})
+    log_dir = config.local_log_dir()
+    if ck.latest_committed(config.run_uri, config.num_workers) is None:
+        for name in ("metrics.jsonl", "executed.jsonl"):  # a fresh start: no rows from an older run
+            if os.path.exists(os.path.join(log_dir, name)):
+                os.remove(os.path.join(log_dir, name))
+    plan = ArWorkerPlan(job=config, model_config=model.to_dict(), live_metrics=os.path.join(log_dir, "metrics.jsonl"))
+    env = storage.storage_env() if storage.is_remote(config.storage_path) or storage.is_remote(config.corpus) else {}
+    if not config.use_gpu:
+        env["DS_ACCELERATOR"] = "cpu"
+    resources = {"CPU": config.cpus_per_worker, **({"GPU": config.gpus_per_worker} if config.use_gpu else {})}
+    storage_path, fs = config.storage_path, None
+    if storage_path.startswith("s3://"):
+        fs, storage_path = storage.s3_filesystem(pin_keys=True), storage_path[len("s3://"):]
+    trainer = TorchTrainer(
+        ar_worker,
+        train_loop_config={"plan": plan},
+        scaling_config=ScalingConfig(num_workers=config.num_workers, use_gpu=config.use_gpu,
+                                     resources_per_worker=resources),
+        torch_config=TorchConfig(backend="nccl" if config.use_gpu else "gloo"),
+        run_config=RunConfig(
+            name=config.run_name, storage_path=storage_path, storage_filesystem=fs,
+            failure_config=FailureConfig(max_failures=config.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=max(1, config.keep_checkpoints)),
+            worker_runtime_env={"env_vars": env, **RAY_RUNTIME_ENV},
+            logging_config=LoggingConfig(log_level="WARNING"),
+        ),
+    )
+    if drop_stale_ray_snapshot(config.run_uri):
+        log.warning(f"{config.run_name}: Ray's run snapshot listed a removed checkpoint; resuming from storage")
+    started = time.perf_counter()
+    log.info(f"{config.run_name}: {config.optim.steps} steps on {config.num_workers} workers -> {config.run_uri}")
+    try:
+        trainer.fit()
+    except Exception as e:
+        raise RuntimeError(f"{config.run_name} failed: {root_cause(e)}") from e
+    for uri in prune(config.run_uri, config.keep_checkpoints, config.num_workers):
+        log.info(f"{config.run_name}: removed old checkpoint {uri}")
+    final = storage.join(config.run_uri, ck.checkpoint_name(config.optim.steps))
+    if not storage.exists(storage.join(final, ck.WEIGHTS)):
+        raise RuntimeError(f"{config.run_name} ended without its final checkpoint {final}")
+    result = ck.StageResult(stage="ar", checkpoint=final, steps=config.optim.steps)
+    ck.write_final(config.run_uri, result)
+    log.info(f"{config.run_name}: done in {time.perf_counter() - started:.0f} s -> {final}")
+    return result
