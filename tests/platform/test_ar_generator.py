@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -149,7 +150,8 @@ def test_rerun_skips_finished_work(trained) -> None:
     assert rows(root, "executed.jsonl") == before
 
 
-def test_sample_writes_ids_videos_and_a_grid_through_the_corpus_bundle(trained, corpus, tmp_path: Path) -> None:
+def test_sample_writes_ids_videos_and_a_grid_through_the_corpus_bundle(trained, corpus, tmp_path: Path,
+                                                                       capsys) -> None:
     from sweettok_platform.cli import main
 
     _, _, result = trained
@@ -167,6 +169,18 @@ def test_sample_writes_ids_videos_and_a_grid_through_the_corpus_bundle(trained, 
     assert grid.shape == (4 * 32, 5 * 32, 3)  # one row of 5 decoded 32x32 frames per sample
     frames = iio.imread(next(out.glob("sample_000_*.mp4")))
     assert frames.shape[0] == 5
+
+    # gFVD of the samples against real clips of the same classes, through `sweettok eval fvd` (I3D weights of
+    # the StyleGAN-V TorchScript layout, made here: none can be downloaded)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sweettok"))
+    from test_metrics_weights import scripted_detector
+
+    i3d = scripted_detector(tmp_path / "i3d_torchscript.pt")
+    real = Path(corpus[0]).parent / "videos"
+    args = ["eval", "fvd", "--i3d", str(i3d), "--frames", "5", "--resolution", "32", "--real", str(real)]
+    assert main([*args, "--fake", str(out)]) == 0
+    gfvd = json.loads(capsys.readouterr().out)
+    assert gfvd["fake"] == 4 and gfvd["real"] == 6 and gfvd["fvd"] > 0 and gfvd["i3d_layout"] == "torchscript"
 
 
 def test_sample_refuses_a_bundle_that_did_not_make_the_corpus(trained, tmp_path: Path) -> None:
