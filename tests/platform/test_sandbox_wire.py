@@ -154,12 +154,21 @@ def test_tokenize_decoder_never_unpickles_a_helpers_answer(tmp_path, real_video)
 
 
 def test_a_helper_claiming_endless_windows_does_not_keep_the_parent_asking(tmp_path, real_video):
-    endless = ("import json\nwhile True:\n    raw = json.dumps({'error': None, 'clips': [], 'windows': 10**12}).encode()\n"
+    item = Item(uri=str(real_video), key="bikes.mp4")
+    endless = ("import json\nwhile True:\n"
+               "    raw = json.dumps({'error': None, 'clips': [], 'windows': 10**12, 'nbytes': 0}).encode()\n"
                "    os.write(out, struct.pack('<Q', len(raw)) + raw)\n    wire.recv(0, 0)\n")
     decoder = TimedDecoder(SPEC, timeout_s=30, argv=_helper(tmp_path, endless))
     try:
         began = time.monotonic()
-        groups = list(decoder.groups(Item(uri=str(real_video), key="bikes.mp4"), start=64, windows=10**12))
-        assert groups == [] and time.monotonic() - began < 10  # one empty answer ends the file
+        assert list(decoder.groups(item, start=64, windows=10**12)) == []  # one empty answer ends the file
+        assert time.monotonic() - began < 10
     finally:
         decoder.close()
+    broken = TimedDecoder(SPEC, timeout_s=30, argv=_helper(tmp_path, "os.write(out, b'junk' * 4)\n"))
+    try:  # every group gets a malformed answer: three failed groups in a row, then the rest is given up
+        groups = list(broken.groups(item, start=64, windows=10**12))
+    finally:
+        broken.close()
+    gave_up = "gave up windows 256..999999999999 of 1000000000000"
+    assert [g.error.split(":")[0] for g in groups] == ["decoder sent a malformed answer"] * 3 + [gave_up]

@@ -37,6 +37,7 @@ HELPER_NICENESS = 5
 MAX_CLIPS_PER_FILE = 4096  # most clips the parent accepts in one answer
 WINDOW_GROUP = 64  # windows per request: a long video is decoded, answered and handed on this many at a time
 MAX_WINDOWS = 1_000_000  # most windows the parent asks for from one file (a helper's count is not trusted beyond)
+MAX_FAILED_GROUPS = 3  # groups in a row that fail (hang, crash, malformed answer) before the rest of a file is given up
 
 
 @dataclass
@@ -204,8 +205,9 @@ class TimedDecoder:
                windows: int | None = None) -> Iterator[Decoded]:
         """``item``'s clips from window ``start`` in groups of at most ``size`` windows, each under its own time
         limit; a group that fails is yielded with its error (naming its window range) and the next group goes
-        on, unless the file's number of windows is not known yet (then that error ends the file)."""
-        first = start
+        on, unless the file's number of windows is not known yet (then that error ends the file) or
+        ``MAX_FAILED_GROUPS`` groups in a row failed (then one more error row says the rest was given up)."""
+        first, failed = start, 0
         while windows is None or first < min(windows, MAX_WINDOWS):
             result = self.group(item, first, size, windows)
             if result.error is None and not result.clips:
@@ -213,7 +215,12 @@ class TimedDecoder:
             yield result
             if result.windows is None:
                 return
+            failed = failed + 1 if result.error is not None else 0
             windows, first = result.windows, first + size
+            if failed >= MAX_FAILED_GROUPS and first < windows:
+                yield Decoded(item=item, windows=windows, error=f"gave up windows {first}..{windows - 1} of "
+                                                                f"{windows}: {failed} groups in a row failed")
+                return
 
     def _request(self, item: Item, windows: list[int] | None, what: str) -> Decoded:
         if self._proc is None or self._proc.poll() is not None:
