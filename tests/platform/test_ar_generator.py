@@ -178,6 +178,7 @@ def test_sample_writes_ids_videos_and_a_grid_through_the_corpus_bundle(trained, 
     i3d = scripted_detector(tmp_path / "i3d_torchscript.pt")
     real = Path(corpus[0]).parent / "videos"
     args = ["eval", "fvd", "--i3d", str(i3d), "--frames", "5", "--resolution", "32", "--real", str(real)]
+    capsys.readouterr()  # what `ar sample` printed
     assert main([*args, "--fake", str(out)]) == 0
     gfvd = json.loads(capsys.readouterr().out)
     assert gfvd["fake"] == 4 and gfvd["real"] == 6 and gfvd["fvd"] > 0 and gfvd["i3d_layout"] == "torchscript"
