@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -120,6 +121,23 @@ def test_loader_shards_are_disjoint_and_resume_exactly(tmp_path, real_videos):
         assert torch.equal(streamed.next_batch(), expected)
     images = worker_loader(dataset, rank=0, **{**kw, "images": True})
     assert images.next_batch().shape == (3, 3, 1, 32, 32)
+
+
+def test_cache_writes_of_the_same_clip_from_many_threads_all_succeed(tmp_path, real_video):
+    """Two decode threads of one loader can decode the same clip at once (it ends one batch and starts the
+    next across an epoch boundary); each write must land, and every read gives the same pixels."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sweettok_platform.train.data import ClipDecoder, ClipRef
+
+    ref = ClipRef(path=str(real_video), start=0, frames=5)
+    expected = ClipDecoder(None, 32, 32, "crop")(ref)
+    for round_ in range(5):  # a fresh cache each round: every thread decodes and writes
+        decoder = ClipDecoder(str(tmp_path / f"cache{round_}"), 32, 32, "crop")
+        with ThreadPoolExecutor(8) as pool:
+            outs = list(pool.map(decoder, [ref] * 16))
+        assert all(np.array_equal(out, expected) for out in outs)
+        assert [p.name for p in (tmp_path / f"cache{round_}").iterdir() if "tmp" in p.name] == []
 
 
 def test_cli_help_and_readable_error(tmp_path):

@@ -17,6 +17,7 @@ import glob
 import hashlib
 import json
 import os
+import tempfile
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -116,9 +117,16 @@ class ClipDecoder:
             raise MediaError(f"training clip {ref.path} frames {ref.start}..{ref.start + ref.frames - 1}: {e} "
                              "(the file changed or broke after the dataset index was built?)") from e
         if key is not None:
-            tmp = f"{key}.{os.getpid()}.tmp.npy"
-            np.save(tmp, frames)
-            os.replace(tmp, key)  # atomic: two workers on a node may decode the same clip
+            # a name of its own per write: two workers on a node, or two decode threads of one loader (the
+            # same clip in consecutive batches across an epoch boundary), may decode the same clip at once
+            fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".tmp.npy")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    np.save(f, frames)
+                os.replace(tmp, key)  # atomic: a reader sees the whole clip or none
+            except BaseException:
+                os.unlink(tmp)
+                raise
         return frames
 
     def _decode(self, ref: ClipRef) -> np.ndarray:
