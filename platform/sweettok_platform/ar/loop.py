@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -101,14 +99,9 @@ class ArRunner:
 
     def _load(self, path: str, d: str) -> None:
         from sweettok_platform.train import checkpoint as ck
-        from sweettok_platform.train.integrity import safe_deepspeed_loading
+        from sweettok_platform.train.loop import load_engines
 
-        state = ck.load_state(d)
-        if state.world_size != self.world:
-            raise ValueError(f"checkpoint {path} was written by {state.world_size} workers, this run has "
-                             f"{self.world}; ZeRO optimizer partitions do not match")
-        safe_deepspeed_loading(self.engine)
-        self.engine.load_checkpoint(d, tag="gen")
+        state = load_engines(path, d, self.world, [(self.engine, "gen")])
         self.data.seek(ck.load_position(d, self.rank))
         if self.rank == 0:
             self.rows = [r for r in ck.read_metrics(os.path.join(d, "metrics.jsonl")) if r["step"] <= state.step]
@@ -119,24 +112,18 @@ class ArRunner:
                 ck.write_jsonl(self.plan.live_metrics, self.rows)
 
     def _save(self, summary: dict[str, Any]) -> None:
-        import ray.train
-
         from sweettok_platform.train import checkpoint as ck
-        from sweettok_platform.train import integrity
+        from sweettok_platform.train.loop import commit_checkpoint
 
-        tmp = tempfile.mkdtemp(prefix=f"sweettok-ar-r{self.rank}-")
-        try:
+        def write(tmp: str) -> None:
             self.engine.save_checkpoint(tmp, tag="gen")
             state = ck.TrainState(stage=STAGE, step=self.step, attempt=self.attempt, world_size=self.world)
             weights = ck.model_state(self.model) if self.rank == 0 else None
             ck.save_rank_files(tmp, rank=self.rank, state=state, position=self.data.position, weights=weights,
                                metrics=self.rows if self.rank == 0 else None)
-            integrity.write_manifest(tmp, self.rank)
-            ray.train.report(summary, checkpoint=ray.train.Checkpoint.from_directory(tmp),
-                             checkpoint_dir_name=ck.checkpoint_name(self.step))
-            ck.mark_committed(self.plan.job.run_uri, self.step, self.rank)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+
+        commit_checkpoint(write, summary, step=self.step, rank=self.rank, prefix="sweettok-ar",
+                          commit_uri=self.plan.job.run_uri)
 
     # ---- training -------------------------------------------------------------------------------
     def _fault(self) -> None:

@@ -46,11 +46,10 @@ def generator_info(config: ArJobConfig, card: CorpusCard, model: ArConfig) -> di
 def train_generator(config: ArJobConfig) -> ck.StageResult:
     """Train (or resume, or skip if finished) the job's generator; returns its final checkpoint."""
     import ray
-    from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchConfig, TorchTrainer
 
     from sweettok_platform.ar.loop import ArWorkerPlan, ar_worker
     from sweettok_platform.train.integrity import drop_stale_ray_snapshot, prune, root_cause
+    from sweettok_platform.train.runner import torch_trainer
 
     config = config.with_absolute_paths()
     card, model = check_job(config)
@@ -70,26 +69,7 @@ def train_generator(config: ArJobConfig) -> ck.StageResult:
                 os.remove(os.path.join(log_dir, name))
     plan = ArWorkerPlan(job=config, model_config=model.to_dict(), live_metrics=os.path.join(log_dir, "metrics.jsonl"))
     env = storage.storage_env() if storage.is_remote(config.storage_path) or storage.is_remote(config.corpus) else {}
-    if not config.use_gpu:
-        env["DS_ACCELERATOR"] = "cpu"
-    resources = {"CPU": config.cpus_per_worker, **({"GPU": config.gpus_per_worker} if config.use_gpu else {})}
-    storage_path, fs = config.storage_path, None
-    if storage_path.startswith("s3://"):
-        fs, storage_path = storage.s3_filesystem(pin_keys=True), storage_path[len("s3://"):]
-    trainer = TorchTrainer(
-        ar_worker,
-        train_loop_config={"plan": plan},
-        scaling_config=ScalingConfig(num_workers=config.num_workers, use_gpu=config.use_gpu,
-                                     resources_per_worker=resources),
-        torch_config=TorchConfig(backend="nccl" if config.use_gpu else "gloo"),
-        run_config=RunConfig(
-            name=config.run_name, storage_path=storage_path, storage_filesystem=fs,
-            failure_config=FailureConfig(max_failures=config.max_failures),
-            checkpoint_config=CheckpointConfig(num_to_keep=max(1, config.keep_checkpoints)),
-            worker_runtime_env={"env_vars": env, **RAY_RUNTIME_ENV},
-            logging_config=LoggingConfig(log_level="WARNING"),
-        ),
-    )
+    trainer = torch_trainer(ar_worker, plan, config, name=config.run_name, env=env)
     if drop_stale_ray_snapshot(config.run_uri):
         log.warning(f"{config.run_name}: Ray's run snapshot listed a removed checkpoint; resuming from storage")
     started = time.perf_counter()

@@ -168,16 +168,8 @@ class StageRunner:
 
     def _load(self, path: str, d: str) -> None:
         from sweettok_platform.train import checkpoint as ck
-        from sweettok_platform.train.integrity import safe_deepspeed_loading
 
-        state = ck.load_state(d)
-        if state.world_size != self.world:
-            raise ValueError(f"checkpoint {path} was written by {state.world_size} workers, "
-                             f"this run has {self.world}; ZeRO optimizer partitions do not match")
-        for engine, tag in ((self.engine, "gen"), (self.disc, "disc")):
-            if engine is not None:
-                safe_deepspeed_loading(engine)  # weights_only=True: never unpickles code
-                engine.load_checkpoint(d, tag=tag)
+        state = load_engines(path, d, self.world, [(self.engine, "gen"), (self.disc, "disc")])
         self.loader.seek(ck.load_position(d, self.rank))
         if self.ema is not None:
             self.ema.load_state_dict(ck.load_ema(d))
@@ -189,13 +181,9 @@ class StageRunner:
                 ck.write_jsonl(self.plan.live_metrics, self.rows)
 
     def _save(self, summary: dict[str, Any]) -> None:
-        import ray.train
-
         from sweettok_platform.train import checkpoint as ck
-        from sweettok_platform.train import integrity
 
-        tmp = tempfile.mkdtemp(prefix=f"sweettok-ckpt-r{self.rank}-")
-        try:
+        def write(tmp: str) -> None:
             self.engine.save_checkpoint(tmp, tag="gen")
             if self.disc is not None:
                 self.disc.save_checkpoint(tmp, tag="disc")
@@ -208,14 +196,10 @@ class StageRunner:
                 ema = self.ema.state_dict()
             ck.save_rank_files(tmp, rank=self.rank, state=state, position=self.loader.position,
                                weights=weights, ema=ema, metrics=self.rows if self.rank == 0 else None)
-            integrity.write_manifest(tmp, self.rank)  # sizes + sha256, checked before any resume
-            ray.train.report(summary, checkpoint=ray.train.Checkpoint.from_directory(tmp),
-                             checkpoint_dir_name=ck.checkpoint_name(self.step))
-            ck.mark_committed(self.plan.job.stage_uri(self.plan.stage.name), self.step, self.rank)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
 
-    # ---- training -----------------------------------------------------------------------------
+        commit_checkpoint(write, summary, step=self.step, rank=self.rank, prefix="sweettok-ckpt",
+                          commit_uri=self.plan.job.stage_uri(self.plan.stage.name))
+
     def _fault(self) -> None:
         inject_fault(self.plan.job.fault, self.plan.stage.name, self.rank, self.step, self._log)
 
@@ -302,6 +286,43 @@ def restore_newest(run_uri: str, world: int, rank: int, load: Callable[[str, str
             log(f"checkpoint {checkpoint.path} fails verification ({problem}); trying an older one", logging.WARNING)
     if skipped:
         raise integrity.CheckpointCorruptError(f"no intact checkpoint to resume from: {'; '.join(skipped)}")
+
+
+def load_engines(path: str, d: str, world: int, engines: list[tuple[Any, str]]) -> Any:
+    """The checkpoint's ``TrainState`` after loading each DeepSpeed engine (``None`` ones skipped) from its tag;
+    a checkpoint written by another number of workers is refused (ZeRO partitions would not match)."""
+    from sweettok_platform.train import checkpoint as ck
+    from sweettok_platform.train.integrity import safe_deepspeed_loading
+
+    state = ck.load_state(d)
+    if state.world_size != world:
+        raise ValueError(f"checkpoint {path} was written by {state.world_size} workers, "
+                         f"this run has {world}; ZeRO optimizer partitions do not match")
+    for engine, tag in engines:
+        if engine is not None:
+            safe_deepspeed_loading(engine)  # weights_only=True: never unpickles code
+            engine.load_checkpoint(d, tag=tag)
+    return state
+
+
+def commit_checkpoint(write: Callable[[str], None], summary: dict[str, Any], *, step: int, rank: int,
+                      prefix: str, commit_uri: str) -> None:
+    """One rank's checkpoint: ``write(dir)`` fills a temporary directory, a manifest of sizes and sha256 is
+    added (checked before any resume), Ray Train reports it, and the rank marks the step committed."""
+    import ray.train
+
+    from sweettok_platform.train import checkpoint as ck
+    from sweettok_platform.train import integrity
+
+    tmp = tempfile.mkdtemp(prefix=f"{prefix}-r{rank}-")
+    try:
+        write(tmp)
+        integrity.write_manifest(tmp, rank)
+        ray.train.report(summary, checkpoint=ray.train.Checkpoint.from_directory(tmp),
+                         checkpoint_dir_name=ck.checkpoint_name(step))
+        ck.mark_committed(commit_uri, step, rank)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def inject_fault(fault: Any, stage: str, rank: int, step: int, log: Callable[[str], None]) -> None:

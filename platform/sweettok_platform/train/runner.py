@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from sweettok import storage
 from sweettok.train.config import STAGE_NAMES, StageConfig
@@ -132,16 +133,38 @@ def check_perceptual_trunk(config: TrainJobConfig, preset_name: str, stages: dic
             )
 
 
-def _storage_filesystem(config: TrainJobConfig):
-    """The S3 filesystem Ray Train uploads through, configured from the driver's environment.
+def torch_trainer(worker: Any, plan: Any, job: Any, *, name: str, env: dict[str, str]) -> Any:
+    """The ``TorchTrainer`` every training run of the project uses: ``job``'s workers and resources, gloo on
+    CPU (DeepSpeed's CPU accelerator) or nccl on GPU, checkpoints and failure retries under
+    ``job.storage_path``, and Ray Train's own console lines at WARNING (its INFO lines repeat each step's
+    metrics dict; the project's progress lines are INFO and stay)."""
+    from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
 
-    Keys present in the driver's environment are set explicitly so the pickled filesystem works in
-    Ray Train's controller and workers, whose environment may lack them; without keys (instance
-    roles, IRSA) every process uses its own default credential chain.
-    """
-    if not config.storage_path.startswith("s3://"):
-        return None
-    return storage.s3_filesystem(pin_keys=True)
+    env = dict(env)
+    if not job.use_gpu:
+        env["DS_ACCELERATOR"] = "cpu"
+    resources = {"CPU": job.cpus_per_worker, **({"GPU": job.gpus_per_worker} if job.use_gpu else {})}
+    storage_path, fs = job.storage_path, None
+    if storage_path.startswith("s3://"):
+        # keys in the driver's environment are pinned so the pickled filesystem works in Ray Train's
+        # controller and workers; without keys (instance roles, IRSA) each process uses its default chain
+        fs, storage_path = storage.s3_filesystem(pin_keys=True), storage_path[len("s3://"):]
+    return TorchTrainer(
+        worker,
+        train_loop_config={"plan": plan},
+        scaling_config=ScalingConfig(num_workers=job.num_workers, use_gpu=job.use_gpu,
+                                     resources_per_worker=resources),
+        torch_config=TorchConfig(backend="nccl" if job.use_gpu else "gloo"),
+        run_config=RunConfig(
+            name=name, storage_path=storage_path, storage_filesystem=fs,
+            failure_config=FailureConfig(max_failures=job.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=max(1, job.keep_checkpoints)),
+            worker_runtime_env={"env_vars": env, **RAY_RUNTIME_ENV},
+            logging_config=LoggingConfig(log_level="WARNING"),
+        ),
+    )
+
 
 
 def run_stage(
@@ -152,9 +175,6 @@ def run_stage(
     import ray
 
     config = config.with_absolute_paths()
-    from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchConfig, TorchTrainer
-
     from sweettok_platform.train.loop import WorkerPlan, train_worker
 
     model_config = config.model.build()
@@ -168,31 +188,7 @@ def run_stage(
                       init_prefix=init_prefix,
                       live_metrics=os.path.join(log_dir, "metrics.jsonl"), dataset_index=dataset_index)
     env = storage.storage_env() if config.storage_path.startswith("s3://") else {}
-    if not config.use_gpu:
-        env["DS_ACCELERATOR"] = "cpu"
-    resources = {"CPU": config.cpus_per_worker}
-    if config.use_gpu:
-        resources["GPU"] = config.gpus_per_worker
-    storage_path = config.storage_path
-    fs = _storage_filesystem(config)
-    if fs is not None:
-        storage_path = storage_path[len("s3://"):]
-    trainer = TorchTrainer(
-        train_worker,
-        train_loop_config={"plan": plan},
-        scaling_config=ScalingConfig(num_workers=config.num_workers, use_gpu=config.use_gpu,
-                                     resources_per_worker=resources),
-        torch_config=TorchConfig(backend="nccl" if config.use_gpu else "gloo"),
-        run_config=RunConfig(
-            name=config.run_name(stage.name), storage_path=storage_path, storage_filesystem=fs,
-            failure_config=FailureConfig(max_failures=config.max_failures),
-            checkpoint_config=CheckpointConfig(num_to_keep=max(1, config.keep_checkpoints)),
-            worker_runtime_env={"env_vars": env, **RAY_RUNTIME_ENV},
-            # Ray Train's own console lines at WARNING: its INFO lines repeat each step's metrics dict;
-            # the project's progress lines (sweettok.train) are INFO and stay
-            logging_config=LoggingConfig(log_level="WARNING"),
-        ),
-    )
+    trainer = torch_trainer(train_worker, plan, config, name=config.run_name(stage.name), env=env)
     from sweettok_platform.train.integrity import drop_stale_ray_snapshot
 
     if drop_stale_ray_snapshot(config.stage_uri(stage.name)):
