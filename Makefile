@@ -23,7 +23,7 @@ demo: setup
 	$(BIN)/python -m sweettok_platform.demo
 
 test: setup
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=15 tests
 
 # ruff (pyflakes, pycodestyle, bugbear; config in pyproject.toml) over all code, mypy over the model package
 lint: setup
