@@ -336,3 +336,35 @@ def test_dataset_index_with_ray_data_matches_the_local_build(ray_cluster, real_v
     files = [str(v) for v in real_videos] + [str(tmp_path / "missing.mp4")]
     (tmp_path / "missing.mp4").write_bytes(b"not a video")
     assert dataset_index.build(files, parallel=True).equals(dataset_index.build(files, parallel=False))
+
+
+def test_helper_processes_decode_the_same_pixels_as_decord_in_process(real_videos):
+    """The default path (decode helpers, reading forward and seeking back in one open file) against decord's
+    ``get_batch`` in this process, on clips in an order that jumps back and forth within and across files."""
+    from sweettok_platform.train.data import ClipDecoder, ClipRef
+
+    inline, helper = ClipDecoder(None, 32, 48, "crop"), ClipDecoder(None, 32, 48, "crop", helper=True)
+    try:
+        for video in real_videos:
+            for start in (0, 9, 3, 20, 4):
+                ref = ClipRef(path=str(video), start=start, frames=5)
+                assert np.array_equal(helper(ref), inline(ref)), (video.name, start)
+    finally:
+        helper.close()
+
+
+def test_a_clip_the_helper_cannot_decode_names_the_file_and_close_stops_the_helpers(tmp_path, real_video):
+    from sweettok_platform.media import MediaError
+    from sweettok_platform.train.data import ClipDecoder, ClipRef
+
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(real_video.read_bytes()[:4000])  # changed after the index was built: truncated
+    decoder = ClipDecoder(None, 32, 32, "squash", helper=True)
+    assert decoder(ClipRef(path=str(real_video), start=0, frames=5)).shape == (5, 32, 32, 3)
+    with pytest.raises(MediaError, match=r"training clip .*broken\.mp4 frames 0\.\.4"):
+        decoder(ClipRef(path=str(broken), start=0, frames=5))
+    assert decoder(ClipRef(path=str(real_video), start=5, frames=5)).shape == (5, 32, 32, 3)  # goes on
+    procs = [helper._proc for helper in decoder._helpers]
+    assert procs and all(p is not None and p.poll() is None for p in procs)
+    decoder.close()
+    assert all(p.poll() is not None for p in procs)  # no helper left running
