@@ -74,7 +74,10 @@ class Ingress:
             method.set_max_batch_size(self.config.max_batch_size)
             method.set_batch_wait_timeout_s(self.config.batch_wait_timeout_s)
         self._info: dict[str, Any] | None = None
-        self._newest = 0.0  # the newest deploy revision a model replica has answered with
+        # the newest deploy revision a model replica has answered with; a replica of a new deploy starts at
+        # that deploy's revision (Serve replaces the ingress on a rollout too, and a client whose last answer came
+        # from the new bundle through the old ingress must not get the old bundle through this one)
+        self._newest = self.config.revision
 
     def __del__(self) -> None:
         if hasattr(self, "decoders"):

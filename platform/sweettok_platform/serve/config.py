@@ -139,10 +139,13 @@ class ServeConfig:
                 "graceful_shutdown_timeout_s": self.graceful_shutdown_timeout_s}
 
     def ingress_settings(self) -> dict[str, Any]:
-        """What the ingress is built from: everything but the model's identity, so a new bundle replaces only
-        the model replicas (the ingress keeps its connections and its newest-revision guard)."""
+        """What the ingress is built from: everything but the model's identity, and the deploy's revision.
+
+        Serve replaces the ingress replicas on every deploy as well (measured: a rollout gives the ingress a new
+        replica), so the newest-revision guard cannot live only in a replica's memory: an ingress replica
+        starts at its deploy's revision and takes answers of that deploy's model replicas only."""
         settings = self.to_dict()
-        for key in ("bundle", "preset", "seed", "revision"):
+        for key in ("bundle", "preset", "seed"):
             settings.pop(key)
         return settings
 
