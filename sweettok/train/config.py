@@ -15,6 +15,8 @@ from typing import Any
 from sweettok.config import build_dataclass
 
 STAGE_NAMES = ("stage0", "stage1", "stage2", "stage3")
+PERCEPTUAL_NETS = ("lpips_vgg", "convnext_logits")
+CE_REDUCTIONS = ("per_branch_sum", "all_cells_mean")
 
 
 @dataclass(kw_only=True)
@@ -27,7 +29,10 @@ class LossWeights:
     lpips: float = 0.0  # perceptual loss (stages 0 and 3)
     gan: float = 0.0  # generator adversarial term (stage 3, after disc_start)
     entropy: float = 0.0  # stage 0: code-usage entropy regulariser on the teacher's soft code assignments
-    lecam: float = 0.0  # stage 3: LeCam regulariser on the discriminator (release: 0.001)
+    lecam: float = 0.0  # stage 3: LeCam regulariser on the discriminator (release config 0.001, but its code
+    # leaves the term commented out, so the release trains with 0)
+    feature_matching: float = 0.0  # stage 3: L1 between discriminator features of fakes and reals (release 0.04)
+    disc: float = 1.0  # stage 3: weight on the discriminator's own loss (release: 0.01)
 
 
 @dataclass(kw_only=True)
@@ -51,7 +56,14 @@ class StageConfig:
     disc_width: int = 64  # stage 3 discriminator: first-layer width and number of stride-2 layers
     disc_layers: int = 3
     gan_loss: str = "hinge"  # "hinge" | "non_saturating"
-    lpips_frames: int = 1  # frames per clip (picked at random) that LPIPS sees; 0 = all (OmniTokenizer: 1)
+    lpips_frames: int = 1  # frames per clip (picked at random) the perceptual net sees; 0 = all (release: 1)
+    # the perceptual term (weight: loss.lpips): "lpips_vgg" (LPIPS, VGG16 trunk) | "convnext_logits" (the
+    # release: MSE between ConvNeXt-S ImageNet logits at 224 px; needs convnext_weights)
+    perceptual: str = "lpips_vgg"
+    discriminator: str = "2d_groupnorm"  # stage 3: "2d_groupnorm" | "tats3d" (the release's 3-d BatchNorm net)
+    # stages 1-2 proxy-code cross-entropy: "per_branch_sum" (eq. 7: the spatial cells' mean + the temporal
+    # cells' mean) | "all_cells_mean" (the release: one mean over every cell of the canvas)
+    ce_reduction: str = "per_branch_sum"
     finetune_teacher_decoder: bool = False  # stage 3: also train the teacher's pixel decoder (paper: yes)
     # stage 3: keep the tokens fixed (queries, encoder, quantizers and codebook projector frozen) and train
     # the decoder side only, as the release's ``finetune_decoder`` stage; False trains everything (tokens drift)
@@ -69,6 +81,11 @@ class StageConfig:
             raise ValueError(f"gan_loss must be 'hinge' or 'non_saturating', got {self.gan_loss!r}")
         if self.data not in ("images", "videos"):
             raise ValueError(f"data must be 'images' or 'videos', got {self.data!r}")
+        for key, value, allowed in (("perceptual", self.perceptual, PERCEPTUAL_NETS),
+                                    ("discriminator", self.discriminator, ("2d_groupnorm", "tats3d")),
+                                    ("ce_reduction", self.ce_reduction, CE_REDUCTIONS)):
+            if value not in allowed:
+                raise ValueError(f"{self.name}: {key} must be one of {list(allowed)}, got {value!r}")
         if self.lpips_frames < 0:
             raise ValueError(f"lpips_frames must be >= 0 (0 = all frames), got {self.lpips_frames}")
         if self.steps < 1 or self.batch_size < 1:
@@ -105,8 +122,11 @@ def lr_at(step: int, cfg: StageConfig, peak: float | None = None) -> float:
 def paper_stages() -> list[StageConfig]:
     """Table 9 (tokenizer columns) and §4.1 (min lr 1e-5, 10K warm-up); stage 0 is this project's.
 
-    Stage 3 follows the release (``finetune_decoder``, ``ReconstructionLoss_Stage2``): tokens frozen, VQ
-    weight 0, reconstruction 1.0, perceptual 0.1, GAN 0.01 from ``disc_start``, LeCam 0.001.
+    Stage 3 follows the release (``finetune_decoder``; ``modeling/modules/losses.py``
+    ``ReconstructionLoss_Stage2`` as its code runs): tokens frozen, VQ weight 0, MSE x4 (``*4`` in code,
+    reconstruction_weight 1.0), ConvNeXt-S logit perceptual loss 0.1 on one random frame, GAN 0.01 from
+    ``disc_start`` with feature matching 0.04, the TATS-style 3-d discriminator (width 64, 3 layers) whose loss
+    is x0.01, LeCam 0 (commented out in the code).
 
     Where the two disagree (§4.1: 300K/300K/500K steps, batch 32/8/4) Table 9 is used:
     1000K/500K/500K steps, batch 32/8/12 per GPU. Stage 0 is not in the paper (it used OmniTokenizer);
@@ -131,8 +151,10 @@ def paper_stages() -> list[StageConfig]:
         StageConfig(
             name="stage3", steps=500_000, batch_size=12, lr=1e-4, min_lr=1e-5, warmup_steps=10_000,
             weight_decay=1e-4, betas=(0.9, 0.999), eps=1e-8, precision="bf16", checkpoint_every=10_000,
-            disc_start=20_000, disc_lr=1e-4, finetune_teacher_decoder=True,
-            loss=LossWeights(ce=0.0, vq=0.0, mse=1.0, lpips=0.1, gan=0.01, lecam=0.001),
+            disc_start=20_000, disc_lr=1e-4, finetune_teacher_decoder=True, disc_width=64, disc_layers=3,
+            perceptual="convnext_logits", discriminator="tats3d",
+            loss=LossWeights(ce=0.0, vq=0.0, mse=4.0, lpips=0.1, gan=0.01, lecam=0.0, feature_matching=0.04,
+                             disc=0.01),
         ),
     ]
 
@@ -162,9 +184,12 @@ def small_stages() -> list[StageConfig]:
     """The CPU quality study's recipe for the ``small`` preset (benchmarks/quality_study.py): about ten
     minutes for the whole curriculum on 2 cores with 2 workers of batch 4.
 
-    Stage 3 follows the release (tokens frozen, VQ weight 0, GAN 0.01 from half-way, LeCam 0.001) with
-    the perceptual weight at 0: no VGG16 weights can be had on the CPU machine, and a random trunk is no
-    perceptual loss. Give ``lpips_vgg_weights`` and ``stage_overrides.stage3.loss.lpips=0.1`` where they exist.
+    Stage 3 follows the release where it costs nothing on CPU (tokens frozen, VQ weight 0, GAN 0.01 from
+    half-way, LeCam 0 as the release's code runs) with MSE at 1 (not the release's 4: with grad_clip 1.0 the 4x
+    only shrinks the steps this short schedule has) and the perceptual weight at 0: no VGG16 or ConvNeXt
+    weights can be had on the CPU machine, and a random trunk is no perceptual loss. Give ``lpips_vgg_weights``
+    (or ``convnext_weights`` with ``perceptual: convnext_logits``) and ``stage_overrides.stage3.loss.lpips=0.1``
+    where they exist.
     """
     common: dict[str, Any] = dict(batch_size=4, warmup_steps=20, weight_decay=1e-4, checkpoint_every=200)
     return [
@@ -176,7 +201,7 @@ def small_stages() -> list[StageConfig]:
         StageConfig(
             name="stage3", steps=400, lr=3e-4, min_lr=3e-5, disc_start=200, disc_lr=3e-4, disc_width=16,
             disc_layers=2, finetune_teacher_decoder=True,
-            loss=LossWeights(ce=0.0, vq=0.0, mse=1.0, lpips=0.0, gan=0.01, lecam=0.001), **common,
+            loss=LossWeights(ce=0.0, vq=0.0, mse=1.0, lpips=0.0, gan=0.01, lecam=0.0), **common,
         ),
     ]
 

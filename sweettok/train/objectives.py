@@ -21,7 +21,8 @@ from torch import Tensor, nn
 
 from sweettok.teacher.vq import VQTeacher
 from sweettok.train.config import StageConfig
-from sweettok.train.discriminator import DiscriminatorConfig, PatchDiscriminator, d_loss, g_loss
+from sweettok.train.convnext import ConvNeXtConfig, ConvNeXtLogitsLoss
+from sweettok.train.discriminator import DiscriminatorConfig, build_discriminator, d_loss, feature_matching, g_loss
 from sweettok.train.lpips import LPIPS, LPIPSConfig
 from sweettok.train.metrics import codebook_stats, prefixed
 
@@ -119,10 +120,16 @@ class StepOutput:
     reconstruction: Tensor | None = None
 
 
-class CurriculumObjective(nn.Module):
-    """Generator and discriminator losses for every stage; owns the discriminator and LPIPS.
+# the weight (a LossWeights field) of each term whose name is not itself a field
+TERM_WEIGHTS = {"convnext": "lpips"}
 
-    Checkpoint ``objective.discriminator`` (LPIPS is frozen and rebuilt from its weight files).
+
+class CurriculumObjective(nn.Module):
+    """Generator and discriminator losses for every stage; owns the discriminator and the perceptual net.
+
+    Checkpoint ``objective.discriminator`` (the perceptual nets are frozen and rebuilt from their weight files).
+    ``convnext``: the ConvNeXt-S weights for a ``convnext_logits`` stage; None refuses such a stage, an explicit
+    ``ConvNeXtConfig(weights=None)`` accepts a random network (tests).
     """
 
     def __init__(
@@ -131,15 +138,18 @@ class CurriculumObjective(nn.Module):
         *,
         lpips: LPIPSConfig | None = None,
         discriminator: DiscriminatorConfig | None = None,
+        convnext: ConvNeXtConfig | None = None,
     ) -> None:
         super().__init__()
         self.stages = {s.index: s for s in stages}
         if discriminator is None and 3 in self.stages:
             s3 = self.stages[3]
-            discriminator = DiscriminatorConfig(width=s3.disc_width, layers=s3.disc_layers)
-        self.discriminator = PatchDiscriminator(discriminator)
-        needs_lpips = any(s.loss.lpips > 0 for s in stages)
-        self.lpips = LPIPS(lpips) if needs_lpips else None
+            discriminator = DiscriminatorConfig(width=s3.disc_width, layers=s3.disc_layers, kind=s3.discriminator)
+        self.discriminator = build_discriminator(discriminator)
+        perceptual = {s.perceptual for s in stages if s.loss.lpips > 0}
+        self.lpips = LPIPS(lpips) if "lpips_vgg" in perceptual else None
+        self.convnext = (ConvNeXtLogitsLoss(convnext or ConvNeXtConfig(), allow_random=convnext is not None)
+                         if "convnext_logits" in perceptual else None)
         self.last_reconstruction: Tensor | None = None
 
     def stage_config(self, stage: int) -> StageConfig:
@@ -200,7 +210,10 @@ class CurriculumObjective(nn.Module):
             terms["ce_temporal"] = F.cross_entropy(
                 rearrange(logits[:, 1:], "b t h w v -> (b t h w) v"), targets[:, 1:].reshape(-1)
             )
-        ce = torch.stack(list(terms.values())).sum()
+        if cfg.ce_reduction == "all_cells_mean":  # the release: one mean over every cell (first frame ~1/(1+k))
+            ce = F.cross_entropy(rearrange(logits, "b t h w v -> (b t h w) v"), targets.reshape(-1))
+        else:
+            ce = torch.stack(list(terms.values())).sum()
         vq = out.latents.vq_loss.float()
         loss = cfg.loss.ce * ce + cfg.loss.vq * vq
         metrics = {"loss": float(loss.detach()), "ce": float(ce.detach()), "vq": float(vq.detach())}
@@ -219,9 +232,16 @@ class CurriculumObjective(nn.Module):
         terms.update(self._perceptual(recon, x, cfg))
         if self.disc_active(step):
             disc = self.discriminator
-            disc.requires_grad_(False)  # the generator term must not write discriminator gradients
+            disc.requires_grad_(False)  # the generator terms must not write discriminator gradients
             try:
-                terms["gan"] = g_loss(self._disc_logits(recon), cfg.gan_loss)
+                if cfg.loss.feature_matching > 0:
+                    fake_logits, fake_feats = self._disc_features(recon)
+                    with torch.no_grad():
+                        _, real_feats = self._disc_features(x[:, :, : recon.shape[2]])
+                    terms["feature_matching"] = feature_matching(fake_feats, real_feats)
+                else:
+                    fake_logits = self._disc_logits(recon)
+                terms["gan"] = g_loss(fake_logits, cfg.gan_loss)
             finally:
                 disc.requires_grad_(True)
         loss = self._weighted(terms, cfg)
@@ -240,7 +260,7 @@ class CurriculumObjective(nn.Module):
         real = real[:, :, : fake.shape[2]]  # image-only stage 3 compares first frames
         real_logits = self._disc_logits(real)
         fake_logits = self._disc_logits(fake.detach())
-        loss = d_loss(real_logits, fake_logits, cfg.gan_loss)
+        loss = cfg.loss.disc * d_loss(real_logits, fake_logits, cfg.gan_loss)
         extra = {}
         if cfg.loss.lecam > 0:
             reg = self.discriminator.lecam(real_logits, fake_logits)
@@ -259,22 +279,30 @@ class CurriculumObjective(nn.Module):
         dtype = next(self.discriminator.parameters()).dtype
         return self.discriminator(x.to(dtype)).float()
 
+    def _disc_features(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        dtype = next(self.discriminator.parameters()).dtype
+        logits, feats = self.discriminator.forward_features(x.to(dtype))
+        return logits.float(), [f.float() for f in feats]
+
     def _perceptual(self, recon: Tensor, x: Tensor, cfg: StageConfig) -> dict[str, Tensor]:
         if cfg.loss.lpips <= 0:
             return {}
-        if self.lpips is None:
-            raise ValueError("this objective was built without LPIPS (no stage had an lpips weight)")
+        net: nn.Module | None = self.convnext if cfg.perceptual == "convnext_logits" else self.lpips
+        if net is None:
+            raise ValueError(f"this objective was built without the {cfg.perceptual} perceptual net "
+                             "(no stage had a perceptual weight)")
         recon, x = recon.float(), x.float()
         b, _, t = x.shape[:3]
         if 0 < cfg.lpips_frames < t:  # a random subset of frames per clip, as OmniTokenizer does
             idx = torch.rand(b, t, device=x.device).argsort(dim=1)[:, : cfg.lpips_frames]  # (b, n)
             pick = idx[:, None, :, None, None].expand(-1, x.shape[1], -1, *x.shape[3:])
             recon, x = recon.gather(2, pick), x.gather(2, pick)
-        return {"lpips": self.lpips(recon, x).mean()}
+        return {"convnext" if cfg.perceptual == "convnext_logits" else "lpips": net(recon, x).mean()}
 
     @staticmethod
     def _weighted(terms: dict[str, Tensor], cfg: StageConfig) -> Tensor:
-        return torch.stack([getattr(cfg.loss, name) * value for name, value in terms.items()]).sum()
+        return torch.stack([getattr(cfg.loss, TERM_WEIGHTS.get(name, name)) * value
+                            for name, value in terms.items()]).sum()
 
     @staticmethod
     def _token_stats(model: SweetTokenizer, ids: Tensor) -> dict[str, float]:

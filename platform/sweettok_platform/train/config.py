@@ -105,6 +105,9 @@ class TrainJobConfig:
     init_prefix: str | None = None
     export: str | None = None  # bundle URI; default <storage_path>/<name>-bundle
     lpips_vgg_weights: str | None = None  # torchvision-format VGG16 state dict for LPIPS
+    # torchvision-format ConvNeXt-S (convnext_small IMAGENET1K_V1) state dict, for stages with
+    # perceptual: convnext_logits (the release's perceptual loss); such a job refuses to start without it
+    convnext_weights: str | None = None
     fault: FaultConfig | None = None
 
     def __post_init__(self) -> None:
@@ -177,6 +180,7 @@ class TrainJobConfig:
         out.storage_path = fix(self.storage_path)
         out.log_dir = self.local_log_dir()
         out.init, out.export, out.lpips_vgg_weights = fix(self.init), fix(self.export), fix(self.lpips_vgg_weights)
+        out.convnext_weights = fix(self.convnext_weights)
         out.dataset.paths = [fix(p) for p in self.dataset.paths]
         out.dataset.cache_dir = fix(self.dataset.cache_dir)
         for section in ("teacher", "quantizer"):

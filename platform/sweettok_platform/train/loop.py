@@ -108,6 +108,7 @@ class StageRunner:
 
         from sweettok import SweetTokenizer, TokenizerConfig
         from sweettok.train.ema import EMA
+        from sweettok.train.convnext import ConvNeXtConfig
         from sweettok.train.lpips import LPIPSConfig
         from sweettok.train.objectives import CurriculumObjective, set_trainable
         from sweettok.train.trainer import param_groups
@@ -134,7 +135,8 @@ class StageRunner:
         params = param_groups(model, set_trainable(model, self.index, cfg.finetune_teacher_decoder,
                                                    cfg.freeze_tokenizer), cfg.weight_decay)
         self.objective = CurriculumObjective(
-            [cfg], lpips=LPIPSConfig(vgg_weights=job.lpips_vgg_weights) if cfg.loss.lpips > 0 else None
+            [cfg], lpips=LPIPSConfig(vgg_weights=job.lpips_vgg_weights) if cfg.loss.lpips > 0 else None,
+            convnext=ConvNeXtConfig(weights=job.convnext_weights) if job.convnext_weights else None,
         ).to(self.device)
         precision = job.precision_for(cfg)
         ds = dict(zero_stage=job.zero_stage, precision=precision)

@@ -120,12 +120,26 @@ RANDOM_TRUNK_PRESETS = ("tiny",)
 
 
 def check_perceptual_trunk(config: TrainJobConfig, preset_name: str, stages: dict[str, StageConfig]) -> None:
-    """A stage with a perceptual weight needs real VGG16 trunk weights outside the ``tiny`` preset: a
-    randomly initialised trunk is no perceptual loss, and only a warning in a worker log would say so."""
+    """A stage with a perceptual weight needs its network's real weights (outside the ``tiny`` preset for
+    LPIPS; always for ConvNeXt-S): a randomly initialised trunk is no perceptual loss, and only a warning in a
+    worker log would say so. Checked on the driver, before any worker starts."""
+    for name in config.stages:
+        if stages[name].loss.lpips > 0 and stages[name].perceptual == "convnext_logits" and not config.convnext_weights:
+            raise ValueError(
+                f"{name} has perceptual=convnext_logits (loss.lpips={stages[name].loss.lpips}) but convnext_weights "
+                "is not set: give a torchvision-format convnext_small (IMAGENET1K_V1) state dict, or set "
+                f"stage_overrides.{name}.perceptual=lpips_vgg or stage_overrides.{name}.loss.lpips=0"
+            )
+        if config.convnext_weights:
+            from pathlib import Path
+
+            if not Path(config.convnext_weights).is_file():
+                raise ValueError(f"convnext_weights: no such local file (every node reads it from the same path): "
+                                 f"{config.convnext_weights}")
     if config.lpips_vgg_weights or preset_name in RANDOM_TRUNK_PRESETS:
         return
     for name in config.stages:
-        if stages[name].loss.lpips > 0:
+        if stages[name].loss.lpips > 0 and stages[name].perceptual == "lpips_vgg":
             raise ValueError(
                 f"{name} has loss.lpips={stages[name].loss.lpips} but lpips_vgg_weights is not set: LPIPS would run "
                 f"on a random VGG16 trunk. Set lpips_vgg_weights to torchvision-format VGG16 weights, or "
