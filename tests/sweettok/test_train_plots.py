@@ -24,10 +24,23 @@ def test_plot_metrics_makes_one_panel_per_stage(tmp_path):
     assert list(grouped) == ["stage1", "stage3"]
     assert [r["step"] for r in grouped["stage3"]] == list(range(25))
     out = tmp_path / "plots" / "loss.png"
-    plot_metrics(str(path), str(out))
+    panels = plot_metrics(str(path), str(out))
+    # one panel per term, so no term flattens another; stage 3's loss falls from 1 to 1/20 (1.3 decades: linear)
+    assert panels == {"stage1": [("loss", False), ("ce", False), ("vq", False)],
+                      "stage3": [("loss", False), ("mse", False), ("lpips", False), ("gan", False),
+                                 ("disc_loss", False)]}
     with Image.open(out) as im:
-        assert im.width > im.height > 100  # two panels side by side
+        assert im.width > im.height > 100  # two rows of up to five panels
         assert np.asarray(im.convert("L")).std() > 5  # not blank
+
+
+def test_a_term_spanning_decades_gets_a_log_axis(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    rows = [{"stage": "stage0", "step": s, "loss": 1.0 - 0.01 * s, "mse": 10.0 ** (-s / 10), "entropy": -4.0 + 0.01 * s}
+            for s in range(40)]  # mse falls four decades; entropy is negative (never log)
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    panels = plot_metrics(str(path), str(tmp_path / "loss.png"))
+    assert panels == {"stage0": [("loss", False), ("mse", True), ("entropy", False)]}
 
 
 def test_plot_metrics_errors(tmp_path):
