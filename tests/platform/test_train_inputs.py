@@ -215,8 +215,8 @@ def test_perceptual_loss_without_trunk_weights_fails_before_workers_outside_tiny
     import yaml
 
     spec = yaml.safe_load(open("jobs/train-curriculum-paper.yaml"))
-    assert spec.pop("lpips_vgg_weights")  # the paper job names its trunk weights; without them:
-    with pytest.raises(ValueError, match="stage3 has loss.lpips=0.1 but lpips_vgg_weights is not set"):
+    assert spec.pop("convnext_weights")  # the paper job names its perceptual net's weights; without them:
+    with pytest.raises(ValueError, match="stage3 has perceptual=convnext_logits .* but convnext_weights is not set"):
         check_job(TrainJobConfig.from_dict(spec))
     small = job(tmp_path, real_videos, model={"preset": "small"}, stage_preset="small",
                 stage_overrides={"stage3": {"loss": {"lpips": 0.1}}})
@@ -234,11 +234,11 @@ def test_train_cli_check_reports_a_missing_perceptual_trunk(tmp_path):
     import yaml
 
     spec = yaml.safe_load(open("jobs/train-curriculum-paper.yaml"))
-    spec.pop("lpips_vgg_weights")
+    spec.pop("convnext_weights")
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(spec))
     out = subprocess.run([sys.executable, "-m", "sweettok_platform.cli", "train", "--config",
                           str(tmp_path / "job.yaml"), "--check"], capture_output=True, text=True)
-    assert out.returncode == 1 and "lpips_vgg_weights is not set" in out.stderr
+    assert out.returncode == 1 and "convnext_weights is not set" in out.stderr
 
 
 def test_loader_crops_and_flips_are_seeded_per_sample_so_resume_sees_the_same_batches():
