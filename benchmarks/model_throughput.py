@@ -2,6 +2,11 @@
 GFLOP/s measured in the same run, and peak memory.
 
     python benchmarks/model_throughput.py [--preset paper] [--batch 1] [--repeats 5]
+    python benchmarks/model_throughput.py --bundles NEW OLD [--repeats 20]   # two bundles, encode + decode
+
+With ``--bundles``, two tokenizer bundles (e.g. the shipped default and the one it replaced:
+``git archive <commit> platform/sweettok_platform/bundles/small-study``) encode and decode the same clip in
+interleaved rounds; medians per clip and the ratio NEW/OLD are printed.
 
 FLOPs are counted by torch.utils.flop_counter on the real forward pass (matmuls and attention).
 Matmul and model timings are interleaved so that machine noise hits both alike; medians are reported.
@@ -40,12 +45,39 @@ def count_flops(fn) -> int:
     return counter.get_total_flops()
 
 
+def compare_bundles(new: str, old: str, batch: int, repeats: int) -> None:
+    """Encode + decode per clip of two bundles, rounds interleaved; medians and the ratio."""
+    from sweettok import load_bundle
+
+    models = {"new": load_bundle(new).eval(), "old": load_bundle(old).eval()}
+    p = models["new"].config.patch
+    torch.manual_seed(0)
+    x = torch.rand(batch, p.frames, p.height, p.width, p.channels) - 0.5
+    times: dict[str, list[float]] = {k: [] for k in models}
+    with torch.inference_mode():
+        for model in models.values():  # warm-up
+            model.decode_ids(model.encode(x))
+        for _ in range(repeats):
+            for name, model in models.items():
+                times[name].append(timed(lambda m=model: m.decode_ids(m.encode(x))) / batch)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"bundles: new={new} old={old} batch={batch} threads={torch.get_num_threads()} rounds={repeats}")
+    for name in models:
+        print(f"{name}: encode + decode median {med[name] * 1e3:.1f} ms/clip "
+              f"(min {min(times[name]) * 1e3:.1f}, max {max(times[name]) * 1e3:.1f})")
+    print(f"time ratio new/old: {med['new'] / med['old']:.2f} (<= 1.0: no slower)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="paper")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--bundles", nargs=2, metavar=("NEW", "OLD"), help="compare two bundles' encode + decode")
     args = parser.parse_args()
+    if args.bundles:
+        compare_bundles(args.bundles[0], args.bundles[1], args.batch, args.repeats)
+        return
 
     torch.manual_seed(0)
     model = SweetTokenizer(preset(args.preset)).eval()

