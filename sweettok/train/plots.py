@@ -42,14 +42,14 @@ def read_metrics(metrics_jsonl: str) -> dict[str, list[dict]]:
     return dict(sorted(stages.items()))
 
 
-def spans_decades(values: list[float], ratio: float = 100.0) -> bool:
+def spans_decades(values: list[float], ratio: float = 10.0) -> bool:
     """Whether a positive series covers ``ratio`` or more between its smallest and largest value."""
     return bool(values) and min(values) > 0 and max(values) / min(values) >= ratio
 
 
 def plot_metrics(metrics_jsonl: str, out_png: str) -> dict[str, list[tuple[str, bool]]]:
     """One panel per (stage, term): the total loss and each loss term present, against the step, each on its
-    own axis so no term flattens another; a positive term spanning two decades or more is drawn on a log scale.
+    own axis so no term flattens another; a positive term spanning a decade or more is drawn on a log scale.
     Rows are stages, columns the stage's terms. Returns the panels drawn: {stage: [(term, log scale)]}."""
     stages = read_metrics(metrics_jsonl)
     if not stages:
