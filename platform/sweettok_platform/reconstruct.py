@@ -1,0 +1,257 @@
+"""Folder-in, folder-out reconstruction: every video or image matched by some patterns (files, folders, globs,
+``s3://`` prefixes) goes through the tokenizer (encode, then decode) and is written under an output folder at
+the same relative path, so ``sweettok eval compare`` can pair inputs and reconstructions.
+
+A video is cut into consecutive windows of the model's clip length (the last window ends on the last frame,
+overlapping the one before it, so every frame is reconstructed once); the decoded windows are stitched back in
+order. Output frames have the model's size (a squash of the source, as the tokenizer sees it) and the source's
+frame rate. Files already written are skipped (outputs are written to a temporary name and renamed, so an
+output that exists is complete); a file that cannot be read is listed with its reason and the run goes on.
+Plain Python and PyTorch; ``--ray`` spreads the files over an actor pool (``reconstruct_ray``).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+
+from sweettok import SweetTokenizer, from_uint8, storage, to_uint8
+from sweettok_platform.media import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, ClipSpec, MediaError, VideoWindows, is_image,
+                                     open_clips_uri)
+
+MEDIA_SUFFIXES = VIDEO_SUFFIXES + IMAGE_SUFFIXES
+REPORT = "reconstruct.json"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One input file and its path relative to the output folder (the input's suffix replaced)."""
+
+    source: str
+    relative: str
+
+
+@dataclass(kw_only=True)
+class ReconstructConfig:
+    """Inputs, output, and the tokenizer (a bundle, or a preset with fresh weights)."""
+
+    inputs: list[str]
+    output: str
+    bundle: str | None = None
+    preset: str | None = None
+    seed: int = 0
+    video_format: str = "mp4"  # mp4 (h264) or npy (lossless uint8 frames)
+    batch_size: int = 8  # windows per forward pass
+    progress: bool = True
+    ray: bool = False
+    actors: int = 2  # with ray
+    ray_address: str | None = None
+
+
+@dataclass
+class ReconstructResult:
+    """What a run did: files written, skipped (already there), and the per-file errors."""
+
+    written: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)
+    tokenizer: str = ""
+    seconds: float = 0.0
+
+
+def _is_glob(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")
+
+
+def _glob_base(pattern: str) -> str:
+    """The folder part of a glob before its first wildcard: outputs mirror the tree below it."""
+    parts = pattern.split(os.sep)
+    return os.sep.join(parts[: next(i for i, p in enumerate(parts) if _is_glob(p))]) or "."
+
+
+def output_name(relative: str, video_format: str) -> str:
+    """``a/b.avi`` -> ``a/b.mp4`` (or ``.npy``); images keep ``.png``."""
+    stem = os.path.splitext(relative)[0]
+    return stem + (".png" if is_image(relative) else f".{video_format}")
+
+
+def list_tasks(patterns: Iterable[str], video_format: str = "mp4") -> tuple[list[Task], list[dict[str, str]]]:
+    """Every media file the patterns match, with its relative output path; patterns that match nothing are
+    returned as errors. Two inputs that would write the same output are refused."""
+    tasks: list[Task] = []
+    errors: list[dict[str, str]] = []
+    for pattern in patterns:
+        found: list[tuple[str, str]] = []
+        if storage.is_remote(pattern):
+            if pattern.lower().endswith(MEDIA_SUFFIXES) and storage.exists(pattern):
+                found = [(pattern, pattern.rstrip("/").rsplit("/", 1)[-1])]
+            else:
+                try:
+                    found = [(f, storage.relative(f, pattern)) for f in storage.list_files(pattern, MEDIA_SUFFIXES)]
+                except (FileNotFoundError, NotADirectoryError):
+                    found = []
+        elif _is_glob(pattern):
+            base = _glob_base(pattern)
+            found = [(f, os.path.relpath(f, base)) for f in sorted(glob.glob(pattern, recursive=True))
+                     if os.path.isfile(f) and f.lower().endswith(MEDIA_SUFFIXES)]
+        elif os.path.isdir(pattern):
+            found = [(f, os.path.relpath(f, pattern)) for f in storage.list_files(pattern, MEDIA_SUFFIXES)]
+        elif os.path.isfile(pattern):
+            found = [(pattern, os.path.basename(pattern))]
+        if not found:
+            errors.append({"input": pattern, "reason": "matches no video or image file "
+                                                       f"({'/'.join(s.lstrip('.') for s in MEDIA_SUFFIXES)})"})
+        tasks += [Task(src, output_name(rel.replace(os.sep, "/"), video_format)) for src, rel in found]
+    seen: dict[str, str] = {}
+    for task in tasks:
+        if task.relative in seen and seen[task.relative] != task.source:
+            raise ValueError(f"{seen[task.relative]} and {task.source} would both be written to {task.relative}; "
+                             "reconstruct them into separate output folders")
+        seen[task.relative] = task.source
+    unique = list({t.relative: t for t in tasks}.values())
+    return unique, errors
+
+
+def stitch_starts(num_frames: int, frames: int) -> list[int]:
+    """Window starts covering every frame: consecutive windows, the last one ending on the last frame."""
+    if num_frames < frames:
+        raise MediaError(f"too short: {num_frames} frames, a clip needs {frames}")
+    starts = list(range(0, num_frames - frames + 1, frames))
+    if starts[-1] + frames < num_frames:
+        starts.append(num_frames - frames)
+    return starts
+
+
+class Reconstructor:
+    """Loads the tokenizer once; ``__call__(task, output)`` reconstructs one file (safe to repeat)."""
+
+    def __init__(self, model: SweetTokenizer, *, video_format: str = "mp4", batch_size: int = 8) -> None:
+        if video_format not in ("mp4", "npy"):
+            raise ValueError(f"video_format must be mp4 or npy, got {video_format!r}")
+        self.model, self.video_format, self.batch_size = model.eval(), video_format, batch_size
+        p = model.config.patch
+        self.spec = ClipSpec(frames=p.frames, height=p.height, width=p.width, policy="windows")
+
+    @torch.no_grad()
+    def frames(self, source: str) -> tuple[np.ndarray, float]:
+        """The reconstruction of ``source``: uint8 (t, h, w, c) at the model size, and the source fps."""
+        opened = open_clips_uri(source, self.spec)
+        if isinstance(opened, VideoWindows):  # windows that cover every frame (see stitch_starts)
+            opened.starts = stitch_starts(opened.num_frames, self.spec.frames)
+        out: list[np.ndarray] = []
+        fps = 0.0
+        for first in range(0, len(opened), self.batch_size):
+            clips = opened.clips(first, self.batch_size)
+            fps = clips[0].fps
+            x = from_uint8(torch.from_numpy(np.stack([c.frames for c in clips])))  # (b, t, h, w, c)
+            pixels = to_uint8(self.model.decode_ids(self.model.encode(x)))  # (b, c, t, h, w)
+            out += list(pixels.permute(0, 2, 3, 4, 1).numpy())
+        if len(out) == 1:
+            return out[0], fps
+        starts = opened.starts
+        stitched = [out[0]]
+        for prev, start, window in zip(starts, starts[1:], out[1:]):
+            stitched.append(window[prev + self.spec.frames - start:])  # the last window overlaps the one before
+        return np.concatenate(stitched), fps
+
+    def __call__(self, task: Task, output: str) -> None:
+        from sweettok_platform.media import write_media
+
+        frames, fps = self.frames(task.source)
+        target = storage.join(output, *task.relative.split("/"))
+        suffix = os.path.splitext(task.relative)[1]
+        with tempfile.TemporaryDirectory() as tmp:
+            local = os.path.join(tmp, "out" + suffix)
+            write_media(frames, local, fps=fps or 8.0)
+            if storage.is_remote(target):
+                with open(local, "rb") as f:
+                    storage.write_bytes(target, f.read())
+            else:
+                os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+                partial = f"{target}.part{suffix}"
+                os.replace(local, partial)
+                os.replace(partial, target)  # an output that exists is complete
+
+
+def load_model(config: ReconstructConfig) -> SweetTokenizer:
+    from sweettok_platform.data.tokenizer import build_tokenizer
+
+    if config.bundle is None and config.preset is None:
+        from sweettok_platform.pretrained import default_bundle
+
+        return build_tokenizer(default_bundle())
+    return build_tokenizer(config.bundle, config.preset, config.seed)
+
+
+def tokenizer_name(model: SweetTokenizer, config: ReconstructConfig) -> str:
+    return getattr(model, "bundle_hash", None) or f"preset:{config.preset}:seed{config.seed}"
+
+
+def reconstruct(config: ReconstructConfig, log: Callable[[str], None] = print) -> ReconstructResult:
+    """Reconstruct every input file not yet in ``config.output``; writes ``reconstruct.json`` (settings,
+    tokenizer, written/skipped counts, per-file errors) there and returns the same."""
+    began = time.monotonic()
+    tasks, errors = list_tasks(config.inputs, config.video_format)
+    result = ReconstructResult(errors=errors)
+    todo = []
+    for task in tasks:
+        if storage.exists(storage.join(config.output, *task.relative.split("/"))):
+            result.skipped.append(task.relative)
+        else:
+            todo.append(task)
+    log(f"reconstruct: {len(tasks)} files, {len(result.skipped)} already done, {len(todo)} to do -> {config.output}")
+    if config.ray and todo:
+        from sweettok_platform.reconstruct_ray import reconstruct_ray
+
+        result.tokenizer = reconstruct_ray(config, todo, result)
+    else:
+        model = load_model(config)
+        result.tokenizer = tokenizer_name(model, config)
+        run = Reconstructor(model, video_format=config.video_format, batch_size=config.batch_size)
+        for task in _progress(todo, config.progress):
+            outcome = reconstruct_one(run, task, config.output)
+            (result.written.append(task.relative) if outcome is None else result.errors.append(outcome))
+    result.seconds = round(time.monotonic() - began, 3)
+    write_report(config, result)
+    log(f"reconstruct: {len(result.written)} written, {len(result.skipped)} skipped, {len(result.errors)} errors "
+        f"in {result.seconds:.1f} s")
+    return result
+
+
+def reconstruct_one(run: Reconstructor, task: Task, output: str) -> dict[str, str] | None:
+    """None when written, else the error record {input, output, reason} (bad files never stop a run)."""
+    try:
+        run(task, output)
+    except (MediaError, OSError, RuntimeError, ValueError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return {"input": task.source, "output": task.relative, "reason": reason[:300]}
+    return None
+
+
+def _progress(tasks: list[Task], enabled: bool) -> Iterable[Task]:
+    """Files with a progress bar (count, rate, elapsed and ETA) on stderr."""
+    if not enabled:
+        return tasks
+    from tqdm import tqdm
+
+    return tqdm(tasks, desc="reconstruct", unit="file", dynamic_ncols=True)
+
+
+def write_report(config: ReconstructConfig, result: ReconstructResult) -> None:
+    report: dict[str, Any] = {"settings": {k: v for k, v in asdict(config).items() if k != "progress"},
+                              **asdict(result)}
+    data = json.dumps(report, indent=1).encode()
+    if storage.is_remote(config.output):
+        storage.write_bytes(storage.join(config.output, REPORT), data)
+    else:
+        os.makedirs(config.output, exist_ok=True)
+        with open(os.path.join(config.output, REPORT), "wb") as f:
+            f.write(data)
