@@ -17,6 +17,7 @@ import json
 import os
 import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -163,9 +164,13 @@ class Reconstructor:
         return np.concatenate(stitched), fps
 
     def __call__(self, task: Task, output: str) -> None:
+        self.write(task, *self.frames(task.source), output)
+
+    @staticmethod
+    def write(task: Task, frames: np.ndarray, fps: float, output: str) -> None:
+        """Write one reconstruction under ``output`` at its relative path (temporary name, then renamed)."""
         from sweettok_platform.media import write_media
 
-        frames, fps = self.frames(task.source)
         target = storage.join(output, *task.relative.split("/"))
         suffix = os.path.splitext(task.relative)[1]
         with tempfile.TemporaryDirectory() as tmp:
@@ -216,9 +221,7 @@ def reconstruct(config: ReconstructConfig, log: Callable[[str], None] = print) -
         model = load_model(config)
         result.tokenizer = tokenizer_name(model, config)
         run = Reconstructor(model, video_format=config.video_format, batch_size=config.batch_size)
-        for task in _progress(todo, config.progress):
-            outcome = reconstruct_one(run, task, config.output)
-            (result.written.append(task.relative) if outcome is None else result.errors.append(outcome))
+        run_local(run, todo, config, result)
     result.seconds = round(time.monotonic() - began, 3)
     write_report(config, result)
     log(f"reconstruct: {len(result.written)} written, {len(result.skipped)} skipped, {len(result.errors)} errors "
@@ -226,13 +229,43 @@ def reconstruct(config: ReconstructConfig, log: Callable[[str], None] = print) -
     return result
 
 
+def run_local(run: Reconstructor, todo: list[Task], config: ReconstructConfig, result: ReconstructResult) -> None:
+    """The files one after the other in this process; each file's output is written (an ffmpeg subprocess for
+    mp4) by a writer thread while the next file is decoded and run through the model."""
+    def finish(task: Task, job: Future) -> None:
+        error = _error(task, job.exception())
+        (result.written.append(task.relative) if error is None else result.errors.append(error))
+
+    pending: tuple[Task, Future] | None = None
+    with ThreadPoolExecutor(1, thread_name_prefix="reconstruct-writer") as writer:
+        for task in _progress(todo, config.progress):
+            try:
+                frames, fps = run.frames(task.source)
+            except (MediaError, OSError, RuntimeError, ValueError) as e:
+                result.errors.append(_error(task, e))
+                continue
+            if pending is not None:
+                finish(*pending)
+            pending = (task, writer.submit(run.write, task, frames, fps, config.output))
+        if pending is not None:
+            finish(*pending)
+
+
+def _error(task: Task, e: BaseException | None) -> dict[str, str] | None:
+    if e is None:
+        return None
+    if not isinstance(e, (MediaError, OSError, RuntimeError, ValueError)):
+        raise e
+    reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return {"input": task.source, "output": task.relative, "reason": reason[:300]}
+
+
 def reconstruct_one(run: Reconstructor, task: Task, output: str) -> dict[str, str] | None:
     """None when written, else the error record {input, output, reason} (bad files never stop a run)."""
     try:
         run(task, output)
     except (MediaError, OSError, RuntimeError, ValueError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        return {"input": task.source, "output": task.relative, "reason": reason[:300]}
+        return _error(task, e)
     return None
 
 
