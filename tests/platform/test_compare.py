@@ -70,7 +70,8 @@ def reference(real: np.ndarray, fake: np.ndarray) -> dict[str, float]:
 
 def test_per_file_scores_match_scikit_image(dirs, tmp_path, capsys) -> None:
     real, fake = dirs
-    assert main(["eval", "compare", "--real", str(real), "--fake", str(fake), "-o", str(tmp_path), "--no-progress"]) == 0
+    args = ["eval", "compare", "--real", str(real), "--fake", str(fake), "-o", str(tmp_path), "--no-progress"]
+    assert main(args) == 0
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     result = json.loads((tmp_path / "compare.json").read_text())
     files = {f["path"]: f for f in result["files"]}
@@ -83,9 +84,11 @@ def test_per_file_scores_match_scikit_image(dirs, tmp_path, capsys) -> None:
             truth = resize_frames(truth, ClipSpec(frames=len(truth), height=recon.shape[1], width=recon.shape[2]))
         want = reference(truth, recon)
         assert got["frames"] == len(truth)
-        for metric, tolerance in (("psnr", 1e-5), ("ssim", 1e-6), ("psnr_video", 1e-5)):  # torchmetrics' PSNR: float32 steps
+        # torchmetrics' PSNR takes float32 steps: 1e-5 dB
+        for metric, tolerance in (("psnr", 1e-5), ("ssim", 1e-6), ("psnr_video", 1e-5)):
             assert got[metric] == pytest.approx(want[metric], abs=tolerance), (name, metric)
-    still = reference(np.asarray(Image.open(real / "still.png"))[None], np.asarray(Image.open(fake / "still.png"))[None])
+    still = reference(np.asarray(Image.open(real / "still.png"))[None],
+                      np.asarray(Image.open(fake / "still.png"))[None])
     assert files["still"]["psnr"] == pytest.approx(still["psnr"], abs=1e-5)
     assert files["still"]["ssim"] == pytest.approx(still["ssim"], abs=1e-6)
 
@@ -94,8 +97,10 @@ def test_per_file_scores_match_scikit_image(dirs, tmp_path, capsys) -> None:
     assert summary["files"] == 3 and printed["files"] == 3 and printed["unmatched_real"] == 1
     assert [Path(p).name for p in result["unmatched_real"]] == ["only_real.avi"]
     assert [Path(p).name for p in result["unmatched_fake"]] == ["extra.png"]
-    assert [e["path"] for e in result["errors"]] == ["broken"] and "cannot decode video" in result["errors"][0]["reason"]
-    assert "lpips" not in summary and "--i3d" in result["notes"]["fvd"] and "TokenBench" in result["conventions"]["ssim"]
+    assert [e["path"] for e in result["errors"]] == ["broken"]
+    assert "cannot decode video" in result["errors"][0]["reason"]
+    assert "lpips" not in summary and "--i3d" in result["notes"]["fvd"]
+    assert "TokenBench" in result["conventions"]["ssim"]
 
 
 def test_lpips_and_fvd_with_weights(dirs, tmp_path) -> None:

@@ -179,7 +179,8 @@ class PairScorer:
                 self.fvd_real.add(self.i3d(clip_real))
                 self.fvd_fake.add(self.i3d(torch.cat(keep_fake).permute(1, 0, 2, 3)[None]))
             else:
-                record["fvd_note"] = f"{clip_real.shape[2]} frames: the {self.i3d.layout} I3D needs {self.i3d.min_frames}"
+                record["fvd_note"] = (f"{clip_real.shape[2]} frames: the {self.i3d.layout} I3D needs "
+                                      f"{self.i3d.min_frames}")
         return record
 
 

@@ -1,4 +1,7 @@
-"""Folder-in, folder-out reconstruction: every video or image matched by some patterns (files, folders, globs,
+"""Folder-in, folder-out reconstruction, the parts: listing the inputs, and one file's reconstruction
+(``Reconstructor``), shared by the in-process loop and the Ray actors (``run``, ``ray_pool``).
+
+Every video or image matched by some patterns (files, folders, globs,
 ``s3://`` prefixes) goes through the tokenizer (encode, then decode) and is written under an output folder at
 the same relative path, so ``sweettok eval compare`` can pair inputs and reconstructions.
 
@@ -13,13 +16,10 @@ Plain Python and PyTorch; ``--ray`` spreads the files over an actor pool (``reco
 from __future__ import annotations
 
 import glob
-import json
 import os
 import tempfile
-import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Iterable
 
 import numpy as np
 import torch
@@ -29,7 +29,6 @@ from sweettok_platform.media import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, ClipSpec, M
                                      open_clips_uri)
 
 MEDIA_SUFFIXES = VIDEO_SUFFIXES + IMAGE_SUFFIXES
-REPORT = "reconstruct.json"
 
 
 @dataclass(frozen=True)
@@ -200,58 +199,7 @@ def tokenizer_name(model: SweetTokenizer, config: ReconstructConfig) -> str:
     return getattr(model, "bundle_hash", None) or f"preset:{config.preset}:seed{config.seed}"
 
 
-def reconstruct(config: ReconstructConfig, log: Callable[[str], None] = print) -> ReconstructResult:
-    """Reconstruct every input file not yet in ``config.output``; writes ``reconstruct.json`` (settings,
-    tokenizer, written/skipped counts, per-file errors) there and returns the same."""
-    began = time.monotonic()
-    tasks, errors = list_tasks(config.inputs, config.video_format)
-    result = ReconstructResult(errors=errors)
-    todo = []
-    for task in tasks:
-        if storage.exists(storage.join(config.output, *task.relative.split("/"))):
-            result.skipped.append(task.relative)
-        else:
-            todo.append(task)
-    log(f"reconstruct: {len(tasks)} files, {len(result.skipped)} already done, {len(todo)} to do -> {config.output}")
-    if config.ray and todo:
-        from sweettok_platform.reconstruct_ray import reconstruct_ray
-
-        result.tokenizer = reconstruct_ray(config, todo, result)
-    else:
-        model = load_model(config)
-        result.tokenizer = tokenizer_name(model, config)
-        run = Reconstructor(model, video_format=config.video_format, batch_size=config.batch_size)
-        run_local(run, todo, config, result)
-    result.seconds = round(time.monotonic() - began, 3)
-    write_report(config, result)
-    log(f"reconstruct: {len(result.written)} written, {len(result.skipped)} skipped, {len(result.errors)} errors "
-        f"in {result.seconds:.1f} s")
-    return result
-
-
-def run_local(run: Reconstructor, todo: list[Task], config: ReconstructConfig, result: ReconstructResult) -> None:
-    """The files one after the other in this process; each file's output is written (an ffmpeg subprocess for
-    mp4) by a writer thread while the next file is decoded and run through the model."""
-    def finish(task: Task, job: Future) -> None:
-        error = _error(task, job.exception())
-        (result.written.append(task.relative) if error is None else result.errors.append(error))
-
-    pending: tuple[Task, Future] | None = None
-    with ThreadPoolExecutor(1, thread_name_prefix="reconstruct-writer") as writer:
-        for task in _progress(todo, config.progress):
-            try:
-                frames, fps = run.frames(task.source)
-            except (MediaError, OSError, RuntimeError, ValueError) as e:
-                result.errors.append(_error(task, e))
-                continue
-            if pending is not None:
-                finish(*pending)
-            pending = (task, writer.submit(run.write, task, frames, fps, config.output))
-        if pending is not None:
-            finish(*pending)
-
-
-def _error(task: Task, e: BaseException | None) -> dict[str, str] | None:
+def error_record(task: Task, e: BaseException | None) -> dict[str, str] | None:
     if e is None:
         return None
     if not isinstance(e, (MediaError, OSError, RuntimeError, ValueError)):
@@ -265,26 +213,5 @@ def reconstruct_one(run: Reconstructor, task: Task, output: str) -> dict[str, st
     try:
         run(task, output)
     except (MediaError, OSError, RuntimeError, ValueError) as e:
-        return _error(task, e)
+        return error_record(task, e)
     return None
-
-
-def _progress(tasks: list[Task], enabled: bool) -> Iterable[Task]:
-    """Files with a progress bar (count, rate, elapsed and ETA) on stderr."""
-    if not enabled:
-        return tasks
-    from tqdm import tqdm
-
-    return tqdm(tasks, desc="reconstruct", unit="file", dynamic_ncols=True)
-
-
-def write_report(config: ReconstructConfig, result: ReconstructResult) -> None:
-    report: dict[str, Any] = {"settings": {k: v for k, v in asdict(config).items() if k != "progress"},
-                              **asdict(result)}
-    data = json.dumps(report, indent=1).encode()
-    if storage.is_remote(config.output):
-        storage.write_bytes(storage.join(config.output, REPORT), data)
-    else:
-        os.makedirs(config.output, exist_ok=True)
-        with open(os.path.join(config.output, REPORT), "wb") as f:
-            f.write(data)

@@ -11,8 +11,8 @@ from typing import Any
 import pyarrow as pa
 
 from sweettok import storage
-from sweettok_platform.reconstruct import (ReconstructConfig, ReconstructResult, Reconstructor, Task, load_model,
-                                           reconstruct_one, tokenizer_name)
+from sweettok_platform.reconstruct.files import (ReconstructConfig, ReconstructResult, Reconstructor, Task, load_model,
+                                                 reconstruct_one, tokenizer_name)
 
 
 class ReconstructActor:
@@ -66,7 +66,8 @@ def reconstruct_ray(config: ReconstructConfig, todo: list[Task], result: Reconst
     for row in ds.iter_rows():
         tokenizer = row["tokenizer"]
         if row["reason"]:
-            result.errors.append({"input": sources[row["relative"]], "output": row["relative"], "reason": row["reason"]})
+            result.errors.append({"input": sources[row["relative"]], "output": row["relative"],
+                                  "reason": row["reason"]})
         else:
             result.written.append(row["relative"])
         bar.update(1)
