@@ -236,6 +236,16 @@ def test_docs_render_offline_in_headless_chromium(endpoint, tmp_path) -> None:
     assert requests.get(f"{endpoint}/docs-assets/..%2Fcore.py", timeout=30).status_code == 404
 
 
+def test_docs_under_a_route_prefix_load_their_assets_there(endpoints) -> None:
+    _, other = endpoints  # the app at route prefix /b
+    page = requests.get(f"{other}/docs", timeout=30).text
+    assert '"/b/openapi.json"' in page or "'/b/openapi.json'" in page
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        assert f"/b/docs-assets/{asset}" in page
+        r = requests.get(f"{other}/docs-assets/{asset}", timeout=30)
+        assert r.status_code == 200 and len(r.content) > 100_000
+
+
 # ---- a real HTTP relay in front of the endpoint ---------------------------------------------------------
 class Relay:
     """Forwards requests to ``target`` after answering the first ``fail_first`` with 503 (as the endpoint's

@@ -128,3 +128,30 @@ def test_ray_actor_pool_writes_what_the_loop_writes(ray_cluster, tree, tmp_path)
     assert [e["output"] for e in result.errors] == ["zz_broken.npy"] and result.tokenizer == "preset:tiny:seed0"
     for name in result.written:
         assert np.array_equal(np.load(local / name), np.load(ray_out / name))
+
+
+def test_s3_prefix_in_and_out_and_compare_reads_s3(s3_bucket, tree, tmp_path) -> None:
+    import io
+
+    import boto3
+
+    s3 = boto3.client("s3")
+    s3.upload_file(str(tree / "Bikes/v_Bikes_g01_c01.avi"), s3_bucket, "in/Bikes/v_Bikes_g01_c01.avi")
+    s3.upload_file(str(tree / "stills/deep/frame.png"), s3_bucket, "in/frame.png")
+    settings = {"preset": "tiny", "video_format": "npy", "progress": False}
+    result = reconstruct(ReconstructConfig(inputs=[f"s3://{s3_bucket}/in"], output=f"s3://{s3_bucket}/out",
+                                           **settings))
+    assert sorted(result.written) == ["Bikes/v_Bikes_g01_c01.npy", "frame.png"] and not result.errors
+    listed = s3.list_objects_v2(Bucket=s3_bucket, Prefix="out/")["Contents"]
+    keys = sorted(o["Key"] for o in listed if not o["Key"].endswith("/"))  # pyarrow leaves folder markers
+    assert keys == ["out/Bikes/v_Bikes_g01_c01.npy", "out/frame.png", "out/reconstruct.json"]
+    local = tmp_path / "local"
+    reconstruct(ReconstructConfig(inputs=[str(tree / "Bikes/v_Bikes_g01_c01.avi")], output=str(local), **settings))
+    body = s3.get_object(Bucket=s3_bucket, Key="out/Bikes/v_Bikes_g01_c01.npy")["Body"].read()
+    assert np.array_equal(np.load(io.BytesIO(body)), np.load(local / "v_Bikes_g01_c01.npy"))
+
+    from sweettok_platform.eval.compare import CompareConfig, compare_dirs
+
+    scored = compare_dirs(CompareConfig(real=f"s3://{s3_bucket}/in", fake=f"s3://{s3_bucket}/out", progress=False),
+                          log=lambda _: None)
+    assert [f["path"] for f in scored["files"]] == ["Bikes/v_Bikes_g01_c01", "frame"] and not scored["errors"]

@@ -18,6 +18,7 @@ from sweettok_platform.reconstruct.files import (ReconstructConfig, ReconstructR
                                                  error_record, list_tasks, load_model, tokenizer_name)
 
 REPORT = "reconstruct.json"
+LARGE = 200  # files from which the in-process run suggests --ray
 
 
 def reconstruct(config: ReconstructConfig, log: Callable[[str], None] = print) -> ReconstructResult:
@@ -33,6 +34,8 @@ def reconstruct(config: ReconstructConfig, log: Callable[[str], None] = print) -
         else:
             todo.append(task)
     log(f"reconstruct: {len(tasks)} files, {len(result.skipped)} already done, {len(todo)} to do -> {config.output}")
+    if not config.ray and len(todo) >= LARGE:
+        log(f"reconstruct: {len(todo)} files in this process; --ray spreads them over a Ray actor pool")
     if config.ray and todo:
         from sweettok_platform.reconstruct.ray_pool import reconstruct_ray
 
