@@ -155,3 +155,15 @@ def test_s3_prefix_in_and_out_and_compare_reads_s3(s3_bucket, tree, tmp_path) ->
     scored = compare_dirs(CompareConfig(real=f"s3://{s3_bucket}/in", fake=f"s3://{s3_bucket}/out", progress=False),
                           log=lambda _: None)
     assert [f["path"] for f in scored["files"]] == ["Bikes/v_Bikes_g01_c01", "frame"] and not scored["errors"]
+
+
+def test_output_writer_refuses_a_short_file_and_aborts_cleanly(tmp_path) -> None:
+    from sweettok_platform.reconstruct.writer import OutputWriter
+
+    for name in ("a.mp4", "a.npy"):
+        writer = OutputWriter(str(tmp_path / name), total=10, fps=8.0)
+        writer.append(np.zeros((4, 32, 32, 3), np.uint8))
+        with pytest.raises(RuntimeError, match="4 frames written, 10 expected"):
+            writer.close()
+        writer.abort()
+        assert not (tmp_path / name).exists()

@@ -19,7 +19,7 @@ import glob
 import os
 import tempfile
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ import torch
 from sweettok import SweetTokenizer, from_uint8, storage, to_uint8
 from sweettok_platform.media import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, ClipSpec, MediaError, VideoWindows, is_image,
                                      open_clips_uri)
+from sweettok_platform.reconstruct.writer import OutputWriter
 
 MEDIA_SUFFIXES = VIDEO_SUFFIXES + IMAGE_SUFFIXES
 
@@ -141,47 +142,59 @@ class Reconstructor:
         self.spec = ClipSpec(frames=p.frames, height=p.height, width=p.width, policy="windows")
 
     @torch.no_grad()
-    def frames(self, source: str) -> tuple[np.ndarray, float]:
-        """The reconstruction of ``source``: uint8 (t, h, w, c) at the model size, and the source fps."""
+    def _run(self, clips: list[np.ndarray]) -> np.ndarray:
+        """uint8 windows (t, h, w, c) -> their reconstructions, one forward pass."""
+        x = from_uint8(torch.from_numpy(np.stack(clips)))  # (b, t, h, w, c)
+        return to_uint8(self.model.decode_ids(self.model.encode(x))).permute(0, 2, 3, 4, 1).numpy()
+
+    def stream(self, source: str) -> tuple[Iterator[np.ndarray], int, float]:
+        """The reconstruction of ``source`` as it is computed: stitched uint8 frames (k, h, w, c) at the model
+        size, a batch of windows at a time; the total frame count; the source fps (0 for images)."""
         opened = open_clips_uri(source, self.spec)
-        if isinstance(opened, VideoWindows):  # windows that cover every frame (see stitch_starts)
-            opened.starts = stitch_starts(opened.num_frames, self.spec.frames)
-        out: list[np.ndarray] = []
-        fps = 0.0
-        for first in range(0, len(opened), self.batch_size):
-            clips = opened.clips(first, self.batch_size)
-            fps = clips[0].fps
-            x = from_uint8(torch.from_numpy(np.stack([c.frames for c in clips])))  # (b, t, h, w, c)
-            pixels = to_uint8(self.model.decode_ids(self.model.encode(x)))  # (b, c, t, h, w)
-            out += list(pixels.permute(0, 2, 3, 4, 1).numpy())
-        if len(out) == 1:
-            return out[0], fps
-        starts = opened.starts
-        stitched = [out[0]]
-        for prev, start, window in zip(starts, starts[1:], out[1:]):
-            stitched.append(window[prev + self.spec.frames - start:])  # the last window overlaps the one before
-        return np.concatenate(stitched), fps
+        if not isinstance(opened, VideoWindows):  # an image: one one-frame clip
+            return iter([self._run([opened.clips(0, 1)[0].frames])[0]]), 1, 0.0
+        frames = self.spec.frames
+        opened.starts = stitch_starts(opened.num_frames, frames)
+
+        def chunks() -> Iterator[np.ndarray]:
+            covered = 0  # frames already given
+            for first in range(0, len(opened), self.batch_size):
+                clips = opened.clips(first, self.batch_size)
+                for clip, window in zip(clips, self._run([c.frames for c in clips])):
+                    yield window[covered - clip.start :]  # the last window overlaps the one before
+                    covered = clip.start + frames
+
+        return chunks(), opened.num_frames, opened.fps
+
+    def frames(self, source: str) -> np.ndarray:
+        """The whole reconstruction of ``source``: uint8 (t, h, w, c)."""
+        return np.concatenate(list(self.stream(source)[0]))
 
     def __call__(self, task: Task, output: str) -> None:
-        self.write(task, *self.frames(task.source), output)
-
-    @staticmethod
-    def write(task: Task, frames: np.ndarray, fps: float, output: str) -> None:
-        """Write one reconstruction under ``output`` at its relative path (temporary name, then renamed)."""
-        from sweettok_platform.media import write_media
-
+        """Reconstruct ``task`` into ``output`` at its relative path, written as it is computed under a
+        temporary name and renamed when complete."""
+        chunks, total, fps = self.stream(task.source)
         target = storage.join(output, *task.relative.split("/"))
         suffix = os.path.splitext(task.relative)[1]
+        remote = storage.is_remote(target)
         with tempfile.TemporaryDirectory() as tmp:
-            local = os.path.join(tmp, "out" + suffix)
-            write_media(frames, local, fps=fps or 8.0)
-            if storage.is_remote(target):
-                with open(local, "rb") as f:
-                    storage.write_bytes(target, f.read())
+            if remote:
+                partial = os.path.join(tmp, "out" + suffix)
             else:
                 os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
                 partial = f"{target}.part{suffix}"
-                os.replace(local, partial)
+            writer = OutputWriter(partial, total, fps or 8.0)
+            try:
+                for chunk in chunks:
+                    writer.append(chunk)
+                writer.close()
+            except BaseException:
+                writer.abort()
+                raise
+            if remote:
+                with open(partial, "rb") as f:
+                    storage.write_bytes(target, f.read())
+            else:
                 os.replace(partial, target)  # an output that exists is complete
 
 

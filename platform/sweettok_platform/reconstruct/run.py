@@ -1,5 +1,5 @@
 """Running a reconstruction: ``reconstruct(ReconstructConfig(inputs=[...], output=...))`` lists the inputs,
-skips finished outputs, runs the rest in this process (a writer thread overlapping the model) or on a Ray actor
+skips finished outputs, runs the rest in this process or on a Ray actor
 pool (``ray_pool``, with ``ray=True``), and writes ``reconstruct.json`` (settings, tokenizer, written, skipped,
 per-file errors) into the output folder."""
 
@@ -8,14 +8,12 @@ from __future__ import annotations
 import json
 import os
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any, Callable, Iterable
 
 from sweettok import storage
-from sweettok_platform.media import MediaError
 from sweettok_platform.reconstruct.files import (ReconstructConfig, ReconstructResult, Reconstructor, Task,
-                                                 error_record, list_tasks, load_model, tokenizer_name)
+                                                 list_tasks, load_model, reconstruct_one, tokenizer_name)
 
 REPORT = "reconstruct.json"
 LARGE = 200  # files from which the in-process run suggests --ray
@@ -53,25 +51,11 @@ def reconstruct(config: ReconstructConfig, log: Callable[[str], None] = print) -
 
 
 def run_local(run: Reconstructor, todo: list[Task], config: ReconstructConfig, result: ReconstructResult) -> None:
-    """The files one after the other in this process; each file's output is written (an ffmpeg subprocess for
-    mp4) by a writer thread while the next file is decoded and run through the model."""
-    def finish(task: Task, job: Future) -> None:
-        error = error_record(task, job.exception())
+    """The files one after the other in this process (an mp4 is encoded by its ffmpeg process while the next
+    windows run through the model)."""
+    for task in _progress(todo, config.progress):
+        error = reconstruct_one(run, task, config.output)
         (result.written.append(task.relative) if error is None else result.errors.append(error))
-
-    pending: tuple[Task, Future] | None = None
-    with ThreadPoolExecutor(1, thread_name_prefix="reconstruct-writer") as writer:
-        for task in _progress(todo, config.progress):
-            try:
-                frames, fps = run.frames(task.source)
-            except (MediaError, OSError, RuntimeError, ValueError) as e:
-                result.errors.append(error_record(task, e))
-                continue
-            if pending is not None:
-                finish(*pending)
-            pending = (task, writer.submit(run.write, task, frames, fps, config.output))
-        if pending is not None:
-            finish(*pending)
 
 
 def _progress(tasks: list[Task], enabled: bool) -> Iterable[Task]:
