@@ -111,11 +111,29 @@ class Client:
         self.timeout, self.retries, self.backoff_s, self.concurrency = timeout, retries, backoff_s, concurrency
         self._headers = {"X-API-Key": api_key} if api_key else {}
         self._local = threading.local()  # one requests.Session per thread (sessions are not thread-safe)
+        self._sessions: list[requests.Session] = []
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connections this client opened (in every thread that used it)."""
+        with self._lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
+        self._local = threading.local()
 
     # ---- HTTP ----------------------------------------------------------------------------------------
     def _session(self) -> requests.Session:
         if not hasattr(self._local, "session"):
             self._local.session = requests.Session()
+            with self._lock:
+                self._sessions.append(self._local.session)
         return self._local.session
 
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
