@@ -112,6 +112,7 @@ class Client:
         self._headers = {"X-API-Key": api_key} if api_key else {}
         self._local = threading.local()  # one requests.Session per thread (sessions are not thread-safe)
         self._sessions: list[requests.Session] = []
+        self._pool: ThreadPoolExecutor | None = None  # the batched calls' threads, kept (with their sessions)
         self._lock = threading.Lock()
 
     def __enter__(self) -> "Client":
@@ -124,6 +125,9 @@ class Client:
         """Close the connections this client opened (in every thread that used it)."""
         with self._lock:
             sessions, self._sessions = self._sessions, []
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
         for session in sessions:
             session.close()
         self._local = threading.local()
@@ -230,14 +234,17 @@ class Client:
     def _map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
         if len(items) <= 1 or self.concurrency == 1:
             return [fn(item) for item in items]
-        with ThreadPoolExecutor(min(self.concurrency, len(items)), thread_name_prefix="sweettok-client") as pool:
-            futures = [pool.submit(fn, item) for item in items]
-            try:
-                return [f.result() for f in futures]
-            except BaseException:
-                for f in futures:
-                    f.cancel()
-                raise
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="sweettok-client")
+            pool = self._pool
+        futures = [pool.submit(fn, item) for item in items]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
 
 
 def _body(video: VideoInput, content_type: str | None) -> tuple[bytes, str]:
