@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck bench clean
+.PHONY: setup demo test lint typecheck bench clean browser
 
 setup: $(STAMP)
 
@@ -22,8 +22,19 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/python -m sweettok_platform.demo
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest -q --durations=15 tests
+
+# headless Chromium (Debian package) for the endpoint's API-docs test; installed when missing and apt-get can run
+# (root, or sudo without a password); otherwise that one test skips, saying why
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO=none; fi; \
+	  if [ "$$SUDO" != none ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium (apt-get) for the API-docs browser test"; \
+	    $$SUDO apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null \
+	      || echo "could not install chromium: the API-docs browser test will skip"; \
+	  else echo "no chromium and no apt-get as root: the API-docs browser test will skip"; fi; }
 
 # ruff (pyflakes, pycodestyle, bugbear; config in pyproject.toml) over all code, mypy over the model package
 lint: setup

@@ -11,7 +11,7 @@ import importlib
 import sys
 import traceback
 
-COMMANDS = ["encode", "decode", "codebook", "train", "tokenize", "serve", "eval", "convert", "job", "ar"]
+COMMANDS = ["encode", "decode", "codebook", "train", "tokenize", "serve", "eval", "convert", "job", "ar", "reconstruct"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -144,6 +144,7 @@ class VideoWindows:
         except (decord.DECORDError, RuntimeError, OSError) as e:
             raise MediaError(f"cannot decode video: {str(e).splitlines()[0][:200]}") from e
         self.source, self.spec, self.max_pixels = source, spec, max_pixels
+        self.num_frames = num_frames
         self.starts = clip_starts(num_frames, spec, key)
         self._ffmpeg: np.ndarray | None = None  # every frame, for videos decord misreads (see _DECORD_ROW_BUG)
         self._next = 0  # index of the frame the reader decodes next

@@ -17,7 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "s3://); writes eval.json and card.md. `sweettok eval fvd --real DIR --fake DIR --i3d W` scores "
                     "two video directories.",
     )
-    p.add_argument("action", nargs="?", choices=["fvd"], help="fvd: FVD between --real and --fake video directories")
+    p.add_argument("action", nargs="?", choices=["fvd", "compare"],
+                   help="fvd: FVD between --real and --fake video directories; compare: per-file PSNR/SSIM (+LPIPS, "
+                        "FVD with weights) of reconstructions in --fake against originals in --real")
     add_config_args(p)
     p.add_argument("--source", dest="kind", choices=["ucf101", "kinetics", "imagenet", "folders", "manifest"],
                    help="dataset layout (source.kind)")
@@ -73,6 +75,10 @@ def settings_from_args(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "compare":
+        from sweettok_platform.commands.compare import run_compare
+
+        return run_compare(args)
     if args.action == "fvd":
         from sweettok_platform.eval.fvd import FVDConfig, fvd_dirs
 

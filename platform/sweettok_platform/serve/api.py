@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
 from sweettok_platform.serve import schemas
+from sweettok_platform.serve.docs import add_offline_docs
 from sweettok_platform.serve.limits import RequestError
 
 api = FastAPI(
@@ -19,7 +20,10 @@ api = FastAPI(
     version="1",
     description="Encode videos and images into SweetTok ids (and words), and decode ids back into pixels. "
     "Send the X-API-Key header when the service has a key.",
+    docs_url=None,  # /docs and /redoc come from serve.docs: their assets are served here, not from a CDN
+    redoc_url=None,
 )
+add_offline_docs(api)
 ERRORS = {s: {"model": schemas.ErrorResponse} for s in (400, 401, 403, 404, 408, 413, 415, 422, 503)}
 # Serve's own cap on requests in an ingress replica sits this far above the request pool (limits.max_requests,
 # enforced inside): health, info and stats always find a slot, even with the pool held by slow uploads
