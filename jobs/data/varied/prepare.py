@@ -275,8 +275,10 @@ def prepare(out: Path, frames: int, size: int, heldout_frames: int, seed: int = 
             for img in images_of(root, source):
                 with Image.open(img) as im:
                     picture = tiled(im) if source.tile else im.convert("RGB")
+                # the image's path below the package, flattened: many packages reuse file names per folder
+                stem = re.sub(r"[^A-Za-z0-9]+", "_", str(img.relative_to(root).with_suffix("")))
                 for k in range(source.motions_per_image):
-                    path = folder / f"{source.name}-{img.stem}-{k}.mp4"
+                    path = folder / f"{source.name}-{stem}-{k}.mp4"
                     if not path.exists():
                         write_mp4(camera_motion(picture, rng, n, size), path)
                     record(path, source, str(img.relative_to(root)), lic)
@@ -334,6 +336,9 @@ def prepare(out: Path, frames: int, size: int, heldout_frames: int, seed: int = 
               f"{sum(1 for m in manifest if m['source'] == source.name)} files", file=sys.stderr)
     summary = {"frames": frames, "heldout_frames": heldout_frames, "size": size, "seed": seed,
                "licences": licences, "files": manifest}
+    names = [m["file"] for m in manifest]
+    if len(set(names)) != len(names):
+        raise RuntimeError("two clips were given one file name: " + str(sorted({n for n in names if names.count(n) > 1})[:3]))
     (out / "manifest.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
 
