@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from sweettok.train.lpips import per_frame
+
 # ConvNeXt-S: widths and blocks per stage (Liu et al. 2022, Table 9 / torchvision convnext_small)
 SMALL_WIDTHS = (96, 192, 384, 768)
 SMALL_DEPTHS = (3, 3, 27, 3)
@@ -134,12 +136,4 @@ class ConvNeXtLogitsLoss(nn.Module):
         return self.net((x - self.mean) / self.std)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        frames = x.ndim == 5
-        if frames:
-            b = x.shape[0]
-            x = rearrange(x, "b c t h w -> (b t) c h w")
-            y = rearrange(y, "b c t h w -> (b t) c h w")
-        dist = (self.logits(x) - self.logits(y)).pow(2).mean(dim=1)  # (n,)
-        if frames:
-            dist = rearrange(dist, "(b t) -> b t", b=b).mean(1)
-        return dist
+        return per_frame(lambda a, b: (self.logits(a) - self.logits(b)).pow(2).mean(dim=1), x, y)

@@ -13,6 +13,7 @@ import importlib.util
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from einops import rearrange
@@ -128,11 +129,10 @@ class LPIPS(nn.Module):
         return super().train(False)  # frozen: never in training mode
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        frames = x.ndim == 5
-        if frames:
-            b = x.shape[0]
-            x = rearrange(x, "b c t h w -> (b t) c h w")
-            y = rearrange(y, "b c t h w -> (b t) c h w")
+        return per_frame(self.distance, x, y)
+
+    def distance(self, x: Tensor, y: Tensor) -> Tensor:
+        """(n, c, h, w) pairs -> (n,)."""
         # [-0.5, 0.5] -> [-1, 1] -> lpips' ScalingLayer
         fx = self.net((x * 2 - self.shift) / self.scale)
         fy = self.net((y * 2 - self.shift) / self.scale)
@@ -140,9 +140,17 @@ class LPIPS(nn.Module):
         for a, c, lin in zip(fx, fy, self.lins):
             diff = (_unit(a) - _unit(c)).pow(2)  # (n, w, h', w')
             dist = dist + lin(diff).mean(dim=(1, 2, 3))
-        if frames:
-            dist = rearrange(dist, "(b t) -> b t", b=b).mean(1)
         return dist
+
+
+def per_frame(distance: Callable[[Tensor, Tensor], Tensor], x: Tensor, y: Tensor) -> Tensor:
+    """``distance`` of image pairs (n, c, h, w) -> (n,); of clips (b, c, t, h, w): frame by frame, then the mean
+    over frames, (b,)."""
+    if x.ndim != 5:
+        return distance(x, y)
+    b = x.shape[0]
+    dist = distance(rearrange(x, "b c t h w -> (b t) c h w"), rearrange(y, "b c t h w -> (b t) c h w"))
+    return rearrange(dist, "(b t) -> b t", b=b).mean(1)
 
 
 def _unit(f: Tensor, eps: float = 1e-10) -> Tensor:
