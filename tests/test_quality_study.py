@@ -32,7 +32,7 @@ def test_quality_study_smoke_trains_scores_and_reports(tmp_path, ray_cluster):
     quality = json.loads((results / "quality.json").read_text())
     run = quality["runs"][0]
     assert run["name"] == "full-s0" and sorted(run["types"]) == ["cartoon", "real"]  # held out by content type
-    for kind, scores in run["types"].items():
+    for scores in run["types"].values():
         assert scores["tokens_per_clip"] == 8 + 16 and len(scores["bundle_hash"]) == 64
         assert 0 < scores["psnr_median"] < 60 and 0 < scores["ssim"] <= 1 and scores["floor"]["psnr_median"] > 0
     assert run["check"]["clips"] >= 1  # the independent check is scored apart
