@@ -6,6 +6,7 @@ local path its nodes cannot see, is refused before anything is submitted; every 
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -124,6 +125,8 @@ def test_a_tokenize_to_s3_runs_as_submitted_with_the_submitters_storage_settings
     shutil.copytree(REPO / "jobs" / "data" / "ucf-tiny", project / "ucf")
     spec = yaml.safe_load((REPO / "jobs" / "tokenize-local-tiny.yaml").read_text())
     spec["source"]["root"], spec["output"] = "ucf", f"s3://{s3_bucket}/corpus"
+    del spec["encode"]["preset"]  # the shipped bundle, which the job loads from Ray's temporary copy of the package
+    spec["clips"] = {"policy": "center"}  # one clip per file: the shipped bundle is the `small` preset
     (project / "tokenize.yaml").write_text(yaml.safe_dump(spec))
     secret = f"secret-{os.getpid()}-{tmp_path.name}"  # moto takes any secret; this one must never be printed
     env = {**os.environ, "AWS_SECRET_ACCESS_KEY": secret}
@@ -132,9 +135,17 @@ def test_a_tokenize_to_s3_runs_as_submitted_with_the_submitters_storage_settings
                           "--follow"], capture_output=True, text=True, timeout=600, cwd=project, env=env)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert secret not in out.stdout + out.stderr
+    from sweettok_platform.data.corpus import CorpusCard
+    from sweettok_platform.pretrained import default_bundle
+
     table = read_table(f"s3://{s3_bucket}/corpus")
-    assert table.num_rows >= 6 and len(set(table.column("label_name").to_pylist())) == 3
+    card = CorpusCard.load(f"s3://{s3_bucket}/corpus")
+    assert card.files_ok == 6 and table.num_rows == 6 and len(set(table.column("label_name").to_pylist())) == 3
     assert len(set(table.column("id").to_pylist())) == table.num_rows
+    # durable provenance: the shipped bundle by its package name, no runtime temp path
+    assert card.bundle == "package://sweettok_platform/bundles/small-study", card.bundle
+    assert card.words_file == card.bundle + "/vocab.json"
+    assert card.tokenizer == json.loads((Path(default_bundle()) / "bundle.json").read_text())["hash"]
 
 
 def test_every_job_kind_is_told_apart_and_its_outputs_land_in_the_submitters_directory(tmp_path, monkeypatch):

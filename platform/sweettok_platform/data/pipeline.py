@@ -30,6 +30,7 @@ from sweettok_platform.data.sources import Item, SourceConfig, list_items
 from sweettok_platform.data.tokenizer import EncodeConfig, TokenizerInfo, describe_tokenizer, load_tokenizer
 from sweettok_platform.log import get_logger
 from sweettok_platform.media import ClipSpec
+from sweettok_platform.pretrained import durable_bundle_uri
 
 
 
@@ -360,7 +361,8 @@ def tokenize_dataset(config: TokenizeJobConfig, log: Callable[[str], None] = _lo
     seconds = time.perf_counter() - start
     new_clips = sum(stats[i].clips for i in todo if i in stats)
     card = CorpusCard(
-        output=config.output, tokenizer=info.hash, bundle=config.encode.bundle, preset=config.encode.preset,
+        output=config.output, tokenizer=info.hash, preset=config.encode.preset,
+        bundle=durable_bundle_uri(config.encode.bundle) if config.encode.bundle else None,  # never a temp path
         seed=config.encode.seed, quantizer=info.config.quantizer.kind, words_file=info.words_file,
         spatial_tokens=info.config.spatial_queries, temporal_tokens=info.config.temporal_queries,
         spatial_codebook_size=info.config.quantizer.spatial_size,
