@@ -356,7 +356,8 @@ def tokenize_dataset(config: TokenizeJobConfig, log: Callable[[str], None] = _lo
             cause = storage_failure(e)
             if cause is None:
                 raise
-            raise StorageUnavailableError(f"input storage unavailable, stopping: {cause}; {len(stats) - len(done)} "
+            what = "stopping" if "output storage fault" in str(cause) else "input storage unavailable, stopping"
+            raise StorageUnavailableError(f"{what}: {cause}; {len(stats) - len(done)} "
                                           "shards were written, rerun to resume") from e
     seconds = time.perf_counter() - start
     new_clips = sum(stats[i].clips for i in todo if i in stats)
