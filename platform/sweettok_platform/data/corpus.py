@@ -170,6 +170,17 @@ def join_staged(output: str, shard: int, parts: int, files: int, errors: list[di
     return stats
 
 
+def clear_staged(output: str, shards: set[int]) -> None:
+    """Delete the staged parts of ``shards`` (finished ones: a part left there would never be read)."""
+    staging = storage.join(output, STAGING_DIR)
+    if not shards or not storage.exists(staging):
+        return
+    for uri in storage.list_files(staging, (".parquet",)):
+        m = re.fullmatch(r"part-(\d{5,})-\d{5,}\.parquet", uri.rsplit("/", 1)[-1])
+        if m and int(m.group(1)) in shards:
+            storage.delete(uri)
+
+
 def done_shards(output: str) -> dict[int, str]:
     """``{shard: data file uri}`` of the shards already written under ``output``."""
     data = storage.join(output, DATA_DIR)
