@@ -149,3 +149,21 @@ def test_progress_eta_reads_in_the_largest_sensible_units():
 
     progress.update(ShardStats(shard=0, files=1, clips=5))
     assert progress.line().endswith("ETA 30s")
+
+
+def test_training_spreads_its_workers_over_the_nodes(cluster, real_videos, tmp_path):
+    import re
+
+    if len([n for n in cluster.nodes if n.processes()]) < 2:
+        cluster.add_node(cpus=2)  # the node-loss test took the first one
+    spec = _spec(tmp_path, name="spread", storage_path=str(tmp_path / "store"), log_dir=str(tmp_path / "logs"),
+                 model={"preset": "tiny"}, stages=["stage0"], stage_preset="tiny",
+                 stage_overrides={"stage0": {"steps": 2}}, checkpoint_every=2, num_workers=2,
+                 dataset={"paths": [str(p) for p in real_videos[:2]], "max_clips": 8})
+    job = Job(cluster, "train", "--config", spec)  # placement_strategy: the default
+    assert job.wait(600) == 0, job.text[-4000:]
+    placement = re.search(r"placement \(SPREAD\): 2 workers on (\d) node\(s\): rank 0 on (\w+), rank 1 on (\w+)",
+                          job.text)
+    assert placement is not None, job.text[-3000:]
+    assert placement.group(1) == "2" and placement.group(2) != placement.group(3)
+    assert json.loads((tmp_path / "store" / "spread-stage0" / "final.json").read_text())["steps"] == 2
