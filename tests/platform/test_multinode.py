@@ -6,6 +6,8 @@ each node with its own temp dir and ports; see ``ray_nodes.py``), its processes 
   survivor keeps a CPU for decoding;
 - a job that cannot make progress prints one line naming what waits, then stops naming the cause;
 - training places its workers on both nodes (``placement_strategy: SPREAD``).
+
+The cluster is the session's ``local_cluster`` (conftest.py), shared with ``test_submit.py``.
 """
 
 from __future__ import annotations
@@ -27,13 +29,9 @@ CLIP_FRAMES = 5  # the tiny preset
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    nodes = LocalCluster(tmp_path_factory.mktemp("nodes"))
-    try:
-        nodes.start_head(cpus=2)
-        yield nodes
-    finally:
-        nodes.stop()
+def cluster(local_cluster: LocalCluster) -> LocalCluster:
+    """The session's ``ray start`` cluster: a head of 4 CPUs; tests add 2-CPU nodes."""
+    return local_cluster
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +98,7 @@ def test_tokenize_finishes_on_the_survivor_when_a_node_is_lost(cluster, long_vid
     worker.stop(kill=True)  # the node is lost: its raylet and every process of it, SIGKILL
     assert job.wait(600) == 0, job.text[-4000:]
     assert written_at_kill < 6, "the node was lost after the job had finished"
-    # the plan: 2 nodes of 2 CPUs, a pool that leaves 1 CPU if one is lost -> one actor
+    # the plan: nodes of 4 + 2 CPUs, a pool that leaves 1 CPU if the largest is lost -> one actor
     assert "encode.concurrency 2 -> 1" in job.text, job.text[-3000:]
     assert any("shards " in x and " ETA " in x for x in job.lines), job.text[-3000:]  # progress with an ETA
     table = read_table(str(out))
@@ -122,20 +120,20 @@ def test_tokenize_finishes_on_the_survivor_when_a_node_is_lost(cluster, long_vid
 def test_a_job_that_cannot_progress_names_what_it_waits_for_and_stops(cluster, long_videos, tmp_path):
     # an encode actor wanting more CPUs than any node has: with the plan off nothing can ever run
     settings = dict(source={"kind": "folders", "root": str(long_videos)}, output=str(tmp_path / "corpus"),
-                    encode={"preset": "tiny", "num_cpus": 3}, files_per_shard=3)
+                    encode={"preset": "tiny", "num_cpus": 5}, files_per_shard=3)
     job = Job(cluster, "tokenize", "--config", _spec(tmp_path, **settings, decode_reserve_cpus=0, stall_s=4,
                                                     stall_fail_s=12))
     assert job.wait(300) == 1, job.text[-3000:]
     warning = next((x for x in job.lines if "no progress for" in x and "warning" in x), None)
     assert warning is not None, job.text[-3000:]
     assert "2 shards not done" in warning and "pending tasks/actors waiting for resources" in warning, warning
-    assert "'CPU': 3.0" in warning, warning
+    assert "'CPU': 5.0" in warning, warning
     assert "error: stopped: no progress for" in job.text and "stall_fail_s 12" in job.text, job.text[-2000:]
     assert not _parquet(tmp_path / "corpus" / "data")
     # the plan on (default): refused before any worker starts, naming the setting
     job = Job(cluster, "tokenize", "--config", _spec(tmp_path, **settings))
     assert job.wait(120) == 1
-    assert "error: encode.concurrency: one encode actor of 3 CPUs leaves no 1 CPU for decode tasks" in job.text, \
+    assert "error: encode.concurrency: one encode actor of 5 CPUs leaves no 1 CPU for decode tasks" in job.text, \
         job.text[-2000:]
 
 

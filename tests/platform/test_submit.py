@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -21,48 +20,12 @@ from sweettok_platform.submit import SubmitError, job_kind, resolve_paths, runti
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ray(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([str(Path(sys.executable).parent / "ray"), *args], capture_output=True, text=True,
-                          timeout=180, **kwargs)
-
-
 @pytest.fixture(scope="module")
-def head(tmp_path_factory):
-    """A head of its own (ports and temp dir apart from the test session's cluster); stopped afterwards."""
-    temp = tmp_path_factory.mktemp("ray-head")
-    gcs, dashboard = _free_port(), _free_port()
-    # no storage settings on the head: a job sees S3 only through what `sweettok submit` forwards
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE") and not k.startswith("AWS_")}
-    # every port of its own: other Ray clusters (the test session's) run on this machine
-    ports = [f"--{name}={_free_port()}" for name in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
-                                                     "metrics-export-port", "runtime-env-agent-port",
-                                                     "ray-client-server-port", "node-manager-port",
-                                                     "object-manager-port")]
-    started = _ray("start", "--head", f"--port={gcs}", f"--dashboard-port={dashboard}", "--num-cpus=4",
-                   "--include-dashboard=true", f"--temp-dir={temp}", "--dashboard-host=127.0.0.1", *ports, env=env)
-    assert started.returncode == 0, started.stdout + started.stderr
-    try:
-        yield f"http://127.0.0.1:{dashboard}"
-    finally:
-        _stop(temp)
-
-
-def _stop(temp: Path) -> None:
-    """Stop this head's processes only (``ray stop`` would stop every Ray cluster on the machine)."""
-    import psutil
-
-    mine = [p for p in psutil.process_iter(["cmdline"]) if str(temp) in " ".join(p.info["cmdline"] or [])]
-    for p in mine:
-        p.terminate()
-    _, alive = psutil.wait_procs(mine, timeout=15)
-    for p in alive:
-        p.kill()
+def head(local_cluster):
+    """The job API of the session's ``ray start`` cluster (its own ports and temp dirs, apart from the test
+    session's in-process cluster). No storage settings on it: a job sees S3 only through what `sweettok submit`
+    forwards."""
+    return local_cluster.dashboard
 
 
 def test_the_tiny_tokenize_spec_runs_as_submitted_from_another_checkout(head, tmp_path, monkeypatch):

@@ -94,7 +94,7 @@ class LocalCluster:
         ports = [f"--{name}={free_port()}" for name in (*NODE_PORTS, "ray-client-server-port")]
         done = ray_cli("start", "--head", f"--port={gcs}", f"--num-cpus={cpus}", f"--temp-dir={node.temp}",
                        f"--include-dashboard={'true' if dashboard else 'false'}", f"--dashboard-port={dash}",
-                       "--dashboard-host=127.0.0.1", *ports, env={**clean_env(), "RAY_AUTH_MODE": "token"})
+                       "--dashboard-host=127.0.0.1", *ports, env=clean_env())  # token auth: Ray 2.60's default
         assert done.returncode == 0, done.stdout + done.stderr
         self.address, self.dashboard = f"127.0.0.1:{gcs}", f"http://127.0.0.1:{dash}"
         self.nodes.append(node)
