@@ -5,7 +5,8 @@ each node with its own temp dir and ports; see ``ray_nodes.py``), its processes 
   against decord's frame counts), nothing left under ``staging/``; the encode pool is capped so that the
   survivor keeps a CPU for decoding;
 - a job that cannot make progress prints one line naming what waits, then stops naming the cause;
-- training places its workers on both nodes (``placement_strategy: SPREAD``).
+- training places its workers on both nodes (``placement_strategy: SPREAD``); when the non-head node is lost
+  after a checkpoint is committed, the run resumes from the newest committed checkpoint without repeating a step.
 
 The cluster is the session's ``local_cluster`` (conftest.py), shared with ``test_submit.py``.
 """
@@ -149,19 +150,36 @@ def test_progress_eta_reads_in_the_largest_sensible_units():
     assert progress.line().endswith("ETA 30s")
 
 
-def test_training_spreads_its_workers_over_the_nodes(cluster, real_videos, tmp_path):
+def test_training_spreads_its_workers_and_resumes_when_a_node_is_lost(cluster, real_videos, tmp_path):
     import re
 
     if len([n for n in cluster.nodes if n.processes()]) < 2:
         cluster.add_node(cpus=2)  # the node-loss test took the first one
+    worker = cluster.nodes[-1]
+    steps, every = 12, 2
     spec = _spec(tmp_path, name="spread", storage_path=str(tmp_path / "store"), log_dir=str(tmp_path / "logs"),
                  model={"preset": "tiny"}, stages=["stage0"], stage_preset="tiny",
-                 stage_overrides={"stage0": {"steps": 2}}, checkpoint_every=2, num_workers=2,
+                 stage_overrides={"stage0": {"steps": steps}}, checkpoint_every=every, num_workers=2, log_every=1,
                  dataset={"paths": [str(p) for p in real_videos[:2]], "max_clips": 8})
     job = Job(cluster, "train", "--config", spec)  # placement_strategy: the default
+    first = tmp_path / "store" / "spread-stage0" / f"step_{every:08d}"
+    deadline = time.monotonic() + 400
+    while not all((first / f"committed_rank{r}").exists() for r in (0, 1)) and job.proc.poll() is None:
+        assert time.monotonic() < deadline, job.text[-3000:]
+        time.sleep(0.1)
+    worker.stop(kill=True)  # a node holding a training worker is lost once a checkpoint is committed
     assert job.wait(600) == 0, job.text[-4000:]
     placement = re.search(r"placement \(SPREAD\): 2 workers on (\d) node\(s\): rank 0 on (\w+), rank 1 on (\w+)",
                           job.text)
     assert placement is not None, job.text[-3000:]
-    assert placement.group(1) == "2" and placement.group(2) != placement.group(3)
-    assert json.loads((tmp_path / "store" / "spread-stage0" / "final.json").read_text())["steps"] == 2
+    assert placement.group(1) == "2" and placement.group(2) != placement.group(3)  # before the loss: both nodes
+    resumed = re.search(r"resumed from \S+ at step (\d+) \(attempt 1\)", job.text)
+    assert resumed is not None, job.text[-3000:]
+    at = int(resumed.group(1))
+    assert at >= every and at % every == 0  # from a committed checkpoint, at least the one seen before the kill
+    executed = [json.loads(x) for x in (tmp_path / "logs" / "stage0" / "executed.jsonl").read_text().splitlines()]
+    before = [r["step"] for r in executed if r["attempt"] == 0]
+    after = [r["step"] for r in executed if r["attempt"] == 1]
+    assert before == list(range(1, len(before) + 1)) and len(before) >= at
+    assert after == list(range(at + 1, steps + 1))  # no committed step repeated, none skipped
+    assert json.loads((tmp_path / "store" / "spread-stage0" / "final.json").read_text())["steps"] == steps
