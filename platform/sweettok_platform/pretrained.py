@@ -36,14 +36,15 @@ def default_bundle() -> str:
 
 def durable_bundle_uri(bundle: str) -> str:
     """The URI a record keeps for ``bundle``: a shipped bundle (wherever this package was loaded from) as
-    ``package://sweettok_platform/bundles/<name>``; any other bundle as given (an s3:// URI, or a local path)."""
+    ``package://sweettok_platform/bundles/<name>``; any other bundle as named (an s3:// URI as given, a local
+    path made absolute)."""
     if "://" in bundle:
         return bundle
     path = os.path.realpath(bundle)
     shipped = os.path.realpath(SHIPPED)
     if os.path.dirname(path) == shipped:
         return PACKAGE_URI + os.path.basename(path)
-    return bundle
+    return os.path.abspath(bundle)
 
 
 def bundle_location(uri: str) -> str:

@@ -6,6 +6,7 @@ refusing one whose hash differs. (The end-to-end record, from a job submitted to
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -24,6 +25,7 @@ def test_the_shipped_bundle_is_recorded_by_package_uri_and_others_as_named(tmp_p
     copy = tmp_path / "my-bundle"  # a user's bundle, even a copy of the shipped one, keeps the name it was given
     shutil.copytree(default_bundle(), copy)
     assert durable_bundle_uri(str(copy)) == str(copy)
+    assert durable_bundle_uri(os.path.relpath(copy)) == str(copy)  # a relative name, made absolute where named
     assert durable_bundle_uri("s3://models/paper-v1") == "s3://models/paper-v1"
     with pytest.raises(ValueError, match="not a shipped bundle"):
         bundle_location(PACKAGE_URI + "../../etc")
