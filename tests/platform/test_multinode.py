@@ -101,7 +101,6 @@ def test_tokenize_finishes_on_the_survivor_when_a_node_is_lost(cluster, long_vid
     assert written_at_kill < 6, "the node was lost after the job had finished"
     # the plan: nodes of 4 + 2 CPUs, a pool that leaves 1 CPU if the largest is lost -> one actor
     assert "encode.concurrency 2 -> 1" in job.text, job.text[-3000:]
-    assert any("shards " in x and " ETA " in x for x in job.lines), job.text[-3000:]  # progress with an ETA
     table = read_table(str(out))
     ids = table.column("id").to_pylist()
     assert len(ids) == len(set(ids))  # nothing twice
