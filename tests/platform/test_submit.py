@@ -106,7 +106,7 @@ def test_a_tokenize_to_s3_runs_as_submitted_with_the_submitters_storage_settings
     assert card.files_ok == 6 and table.num_rows == 6 and len(set(table.column("label_name").to_pylist())) == 3
     assert len(set(table.column("id").to_pylist())) == table.num_rows
     # durable provenance: the shipped bundle by its package name, no runtime temp path
-    assert card.bundle == "package://sweettok_platform/bundles/small-study", card.bundle
+    assert card.bundle == "package://sweettok_platform/bundles/" + Path(default_bundle()).name, card.bundle
     assert card.words_file == card.bundle + "/vocab.json"
     assert card.tokenizer == json.loads((Path(default_bundle()) / "bundle.json").read_text())["hash"]
 
