@@ -1,4 +1,5 @@
-"""Shared fixtures: real videos, one local Ray cluster per session, one moto S3 server per session."""
+"""Shared fixtures: real videos, one local Ray cluster per session (and one started with ``ray start``, for
+jobs submitted as users submit them and for several nodes), one moto S3 server per session."""
 
 from __future__ import annotations
 
@@ -73,6 +74,28 @@ def ray_cluster():
         )
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def local_cluster():
+    """A real Ray cluster started as users start one (``ray start --head`` with the job API, token auth, no
+    storage settings; 4 CPUs), apart from ``ray_cluster``; tests add nodes with ``add_node`` and stop or kill
+    them by their PIDs (``ray_nodes.py``); every node is stopped at the end of the session."""
+    import shutil
+    import tempfile
+
+    from ray_nodes import LocalCluster
+
+    # a short root: Ray's unix sockets live under each node's temp dir, and their paths are limited to 107
+    # bytes (under pytest's deeper tmp_path the dashboard's MetricsHead module fails to start)
+    root = tempfile.mkdtemp(prefix="st-ray-", dir="/tmp")
+    cluster = LocalCluster(Path(root))
+    try:
+        cluster.start_head(cpus=4, dashboard=True)
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

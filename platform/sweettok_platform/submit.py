@@ -1,13 +1,17 @@
 """Submitting a job spec to a Ray cluster so that it runs as written, from any checkout and directory.
 
 ``submit(spec_path, address)``:
-- reads the spec and decides what it is (train / tokenize / eval, from its keys, or ``command``);
-- resolves every relative local path in it against the submitter's directory, and checks that the inputs
+- reads the spec and decides what it is (train / tokenize / eval / ar-train / ar-sample, from its keys, or
+  ``command``);
+- resolves every relative local path in it (inputs and outputs, and the outputs a job would otherwise put under
+  its working directory by default) against the submitter's directory, and checks that the inputs
   exist; a local path the cluster cannot see (a remote cluster: paths must be ``s3://`` or on a mount the
   nodes share, ``shared_paths``) is refused before anything is submitted, with the fix in the message;
 - ships the project's code with the job (Ray ``runtime_env`` ``py_modules``: the ``sweettok`` and
   ``sweettok_platform`` packages of this checkout, so the job imports one copy of the code) and the resolved
   spec in a ``working_dir`` of its own (nothing else of the checkout is uploaded);
+- forwards this machine's storage settings (``sweettok.storage.ENV_VARS`` that are set: endpoint, region,
+  credentials) in the job's ``env_vars``, unless ``forward_storage=False``; their values are never printed;
 - runs ``python -m sweettok_platform.cli <command> --config <spec>`` there, through Ray's
   ``JobSubmissionClient`` (token authentication as Ray 2.60 does it: ``RAY_AUTH_TOKEN``,
   ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``; a refusal is reported with those names).
@@ -35,7 +39,16 @@ PATH_KEYS = {
     "tokenize": (["source.root", "output", "encode.bundle"], ["source.root", "encode.bundle"]),
     "eval": (["source.root", "output", "bundle", "lpips_vgg", "i3d", "inception"],
              ["source.root", "bundle", "lpips_vgg", "i3d", "inception"]),
+    "ar-train": (["storage_path", "log_dir", "corpus"], ["corpus"]),
+    "ar-sample": (["checkpoint", "output", "bundle"], ["checkpoint", "bundle"]),
 }
+# the `sweettok` arguments each kind runs with (the resolved spec is passed as --config)
+COMMANDS = {"train": "train", "tokenize": "tokenize", "eval": "eval", "ar-train": "ar train",
+            "ar-sample": "ar sample"}
+# outputs a job puts under its working directory when the spec leaves them out: (key, default from the spec);
+# filled in on the submitter's side so they land in the submitter's directory, not in Ray's temporary copy
+DEFAULT_OUTPUTS = {"train": [("log_dir", lambda spec: os.path.join("runs", str(spec.get("name", ""))))],
+                   "ar-train": [("log_dir", lambda spec: os.path.join("runs", f"{spec.get('name', '')}-ar"))]}
 SPEC_NAME = "job.yaml"
 AGENT_WAIT_S = 60.0  # how long a submission waits for a freshly started head's job agent
 
@@ -45,14 +58,19 @@ class SubmitError(ValueError):
 
 
 def job_kind(spec: dict[str, Any]) -> str:
-    """train / tokenize / eval, from the spec's keys."""
+    """train / tokenize / eval / ar-train / ar-sample, from the spec's keys."""
+    if "checkpoint" in spec and "classes" in spec:  # a generator checkpoint to sample
+        return "ar-sample"
+    if "corpus" in spec:  # only the generator's training job reads a token corpus
+        return "ar-train"
     if "stages" in spec or "dataset" in spec or "stage_overrides" in spec:
         return "train"
     if "encode" in spec:  # a tokenize job names its tokenizer there; an eval job at the top level
         return "tokenize"
     if "source" in spec:
         return "eval"
-    raise SubmitError("cannot tell whether this spec is a train, tokenize or eval job; pass --command")
+    raise SubmitError("cannot tell whether this spec is a train, tokenize, eval, ar-train or ar-sample job; "
+                      "pass --command")
 
 
 def is_local_cluster(address: str | None) -> bool:
@@ -69,6 +87,9 @@ def resolve_paths(spec: dict[str, Any], kind: str, base: Path, *, local_cluster:
     remote cluster) local paths outside ``shared_paths``."""
     keys, inputs = PATH_KEYS[kind]
     out = yaml.safe_load(yaml.safe_dump(spec))  # a deep copy of plain data
+    for key, default in DEFAULT_OUTPUTS.get(kind, []):
+        if out.get(key) in (None, ""):
+            out[key] = default(out)
     for key in keys:
         *parents, leaf = key.split(".")
         node = out
@@ -103,14 +124,17 @@ def _exists(path: str) -> bool:
     return os.path.exists(path) or bool(glob.glob(path))
 
 
-def runtime_env(spec_dir: str) -> dict[str, Any]:
-    """The job's runtime_env: this checkout's two packages and the directory holding the resolved spec."""
+def runtime_env(spec_dir: str, *, forward_storage: bool = True) -> dict[str, Any]:
+    """The job's runtime_env: this checkout's two packages, the directory holding the resolved spec, and
+    (``forward_storage``) this machine's storage settings, only those that are set."""
     import sweettok
     import sweettok_platform
+    from sweettok.storage import storage_env
 
+    env = {"PYTHONUNBUFFERED": "1", **(storage_env() if forward_storage else {})}
     return {"working_dir": spec_dir,
             "py_modules": [os.path.dirname(sweettok.__file__), os.path.dirname(sweettok_platform.__file__)],
-            "env_vars": {"PYTHONUNBUFFERED": "1"}}
+            "env_vars": env}
 
 
 def client(address: str | None):
@@ -135,13 +159,13 @@ def client(address: str | None):
 
 
 def submit(spec_path: str, address: str | None = None, *, command: str | None = None,
-           shared_paths: list[str] | None = None, base: str | None = None) -> str:
+           shared_paths: list[str] | None = None, base: str | None = None, forward_storage: bool = True) -> str:
     """Check, resolve and submit ``spec_path``; returns the Ray job's submission id."""
     with open(spec_path) as f:
         spec = yaml.safe_load(f) or {}
     if not isinstance(spec, dict):
         raise SubmitError(f"{spec_path}: expected a mapping of settings")
-    kind = command or job_kind(spec)
+    kind = (command or job_kind(spec)).replace(" ", "-")  # "ar train" as typed on the command line
     if kind not in PATH_KEYS:
         raise SubmitError(f"unknown command {kind!r}; expected one of {sorted(PATH_KEYS)}")
     resolved = resolve_paths(spec, kind, Path(base or os.getcwd()), local_cluster=is_local_cluster(address),
@@ -156,8 +180,9 @@ def submit(spec_path: str, address: str | None = None, *, command: str | None = 
     deadline = time.monotonic() + AGENT_WAIT_S
     while True:
         try:
-            return jobs.submit_job(entrypoint=f"{python} -m sweettok_platform.cli {kind} --config {SPEC_NAME}",
-                                   runtime_env=runtime_env(spec_dir),
+            entrypoint = f"{python} -m sweettok_platform.cli {COMMANDS[kind]} --config {SPEC_NAME}"
+            return jobs.submit_job(entrypoint=entrypoint,
+                                   runtime_env=runtime_env(spec_dir, forward_storage=forward_storage),
                                    metadata={"sweettok_command": kind, "spec": os.path.abspath(spec_path)})
         except RuntimeError as e:  # a head that just started has no job agent yet
             if "No available agent" not in str(e) or time.monotonic() > deadline:

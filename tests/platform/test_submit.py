@@ -1,12 +1,13 @@
 """Job submission as a user does it: a real head started with ``ray start --head`` (token authentication on,
 as Ray 2.60 starts it), ``sweettok submit`` of a tokenize job spec with relative paths from another working
-directory, its logs followed, the corpus read back; a spec naming a path that does not exist, or (for a remote
-cluster) a local path its nodes cannot see, is refused before anything is submitted."""
+directory, its logs followed, the corpus read back; the same to an S3-compatible server (moto on 127.0.0.1) that
+only the submitter's environment names; a spec naming a path that does not exist, or (for a remote cluster) a
+local path its nodes cannot see, is refused before anything is submitted; every job kind is told apart."""
 
 from __future__ import annotations
 
+import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,52 +15,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sweettok_platform.submit import SubmitError, submit
+from sweettok_platform.submit import SubmitError, job_kind, resolve_paths, runtime_env, submit
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ray(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([str(Path(sys.executable).parent / "ray"), *args], capture_output=True, text=True,
-                          timeout=180, **kwargs)
-
-
 @pytest.fixture(scope="module")
-def head(tmp_path_factory):
-    """A head of its own (ports and temp dir apart from the test session's cluster); stopped afterwards."""
-    temp = tmp_path_factory.mktemp("ray-head")
-    gcs, dashboard = _free_port(), _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE")}
-    # every port of its own: other Ray clusters (the test session's) run on this machine
-    ports = [f"--{name}={_free_port()}" for name in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
-                                                     "metrics-export-port", "runtime-env-agent-port",
-                                                     "ray-client-server-port", "node-manager-port",
-                                                     "object-manager-port")]
-    started = _ray("start", "--head", f"--port={gcs}", f"--dashboard-port={dashboard}", "--num-cpus=4",
-                   "--include-dashboard=true", f"--temp-dir={temp}", "--dashboard-host=127.0.0.1", *ports, env=env)
-    assert started.returncode == 0, started.stdout + started.stderr
-    try:
-        yield f"http://127.0.0.1:{dashboard}"
-    finally:
-        _stop(temp)
-
-
-def _stop(temp: Path) -> None:
-    """Stop this head's processes only (``ray stop`` would stop every Ray cluster on the machine)."""
-    import psutil
-
-    mine = [p for p in psutil.process_iter(["cmdline"]) if str(temp) in " ".join(p.info["cmdline"] or [])]
-    for p in mine:
-        p.terminate()
-    _, alive = psutil.wait_procs(mine, timeout=15)
-    for p in alive:
-        p.kill()
+def head(local_cluster):
+    """The job API of the session's ``ray start`` cluster (its own ports and temp dirs, apart from the test
+    session's in-process cluster). No storage settings on it: a job sees S3 only through what `sweettok submit`
+    forwards."""
+    return local_cluster.dashboard
 
 
 def test_the_tiny_tokenize_spec_runs_as_submitted_from_another_checkout(head, tmp_path, monkeypatch):
@@ -111,3 +77,67 @@ def test_a_one_stage_training_spec_runs_as_submitted(head, real_videos, tmp_path
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     final = json.loads((project / "store" / "t-stage0" / "final.json").read_text())  # under the user's directory
     assert final["steps"] == 2 and Path(final["checkpoint"]).is_dir()
+
+
+def test_a_tokenize_to_s3_runs_as_submitted_with_the_submitters_storage_settings(head, s3_bucket, tmp_path):
+    import shutil
+
+    from sweettok_platform.data.reader import read_table
+
+    project = tmp_path / "project"
+    shutil.copytree(REPO / "jobs" / "data" / "ucf-tiny", project / "ucf")
+    spec = yaml.safe_load((REPO / "jobs" / "tokenize-local-tiny.yaml").read_text())
+    spec["source"]["root"], spec["output"] = "ucf", f"s3://{s3_bucket}/corpus"
+    del spec["encode"]["preset"]  # the shipped bundle, which the job loads from Ray's temporary copy of the package
+    spec["clips"] = {"policy": "center"}  # one clip per file: the shipped bundle is the `small` preset
+    (project / "tokenize.yaml").write_text(yaml.safe_dump(spec))
+    secret = f"secret-{os.getpid()}-{tmp_path.name}"  # moto takes any secret; this one must never be printed
+    env = {**os.environ, "AWS_SECRET_ACCESS_KEY": secret}
+    assert env["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")  # the head was started without it
+    out = subprocess.run([sys.executable, "-m", "sweettok_platform.cli", "submit", "tokenize.yaml", "--address", head,
+                          "--follow"], capture_output=True, text=True, timeout=600, cwd=project, env=env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert secret not in out.stdout + out.stderr
+    from sweettok_platform.data.corpus import CorpusCard
+    from sweettok_platform.pretrained import default_bundle
+
+    table = read_table(f"s3://{s3_bucket}/corpus")
+    card = CorpusCard.load(f"s3://{s3_bucket}/corpus")
+    assert card.files_ok == 6 and table.num_rows == 6 and len(set(table.column("label_name").to_pylist())) == 3
+    assert len(set(table.column("id").to_pylist())) == table.num_rows
+    # durable provenance: the shipped bundle by its package name, no runtime temp path
+    assert card.bundle == "package://sweettok_platform/bundles/" + Path(default_bundle()).name, card.bundle
+    assert card.words_file == card.bundle + "/vocab.json"
+    assert card.tokenizer == json.loads((Path(default_bundle()) / "bundle.json").read_text())["hash"]
+
+
+def test_every_job_kind_is_told_apart_and_its_outputs_land_in_the_submitters_directory(tmp_path, monkeypatch):
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "store" / "g-ar" / "step_00000010").mkdir(parents=True)
+    specs = {"train": {"name": "t", "stages": ["stage0"], "dataset": {"paths": ["corpus"]}, "storage_path": "s"},
+             "tokenize": {"source": {"root": "corpus"}, "output": "out", "encode": {"preset": "tiny"}},
+             "eval": {"source": {"root": "corpus"}, "output": "out", "preset": "tiny"},
+             "ar-train": {"name": "g", "storage_path": "store", "corpus": "corpus"},
+             "ar-sample": {"checkpoint": "store/g-ar/step_00000010", "classes": [0], "output": "samples"}}
+    for kind, spec in specs.items():
+        assert job_kind(spec) == kind
+        resolved = resolve_paths(spec, kind, tmp_path, local_cluster=True, shared_paths=[])
+        outputs = {"train": ["storage_path", "log_dir"], "tokenize": ["output"], "eval": ["output"],
+                   "ar-train": ["storage_path", "log_dir", "corpus"], "ar-sample": ["checkpoint", "output"]}[kind]
+        for key in outputs:  # log_dir is not in the train / ar-train specs: its default is resolved here too
+            assert resolved[key].startswith(str(tmp_path) + os.sep), (kind, key, resolved[key])
+    assert resolve_paths(specs["ar-train"], "ar-train", tmp_path, local_cluster=True,
+                         shared_paths=[])["log_dir"] == str(tmp_path / "runs" / "g-ar")
+    with pytest.raises(SubmitError, match="checkpoint: .*missing does not exist"):
+        resolve_paths({**specs["ar-sample"], "checkpoint": "missing"}, "ar-sample", tmp_path, local_cluster=True,
+                      shared_paths=[])
+    with pytest.raises(SubmitError, match="cannot tell"):
+        job_kind({"name": "x"})
+    # storage settings: those set are forwarded, none with forward_storage=False
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    env = runtime_env(str(tmp_path))["env_vars"]
+    assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:9" and env["AWS_REGION"] == "eu-west-3"
+    assert "AWS_SESSION_TOKEN" not in env
+    assert not any(k.startswith("AWS_") for k in runtime_env(str(tmp_path), forward_storage=False)["env_vars"])

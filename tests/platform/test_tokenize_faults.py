@@ -1,8 +1,10 @@
 """Tokenize under storage faults (issue 12.4) and the bundle check on resume (12.2), with real Ray Data and a
-moto S3 server behind a TCP proxy that refuses connections during an injected outage."""
+moto S3 server behind a TCP proxy that refuses connections during an injected outage; written output read back
+(issue 22.5) through an HTTP proxy that serves corrupted corpus files."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import socket
@@ -88,6 +90,66 @@ class FlakyProxy:
     def close(self) -> None:
         self.server.close()
         self._cut()
+
+
+class CorruptingS3:
+    """127.0.0.1 HTTP proxy to an S3 server; while ``corrupt`` is set, every object under a corpus's ``data/``
+    comes back as zeros of the same length (as from storage that damaged it). Counts what it damaged."""
+
+    def __init__(self, target: str) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        host, port = target.split("://")[1].split(":")
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def forward(self) -> None:
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    body = b""
+                    while (size := int(self.rfile.readline().split(b";")[0], 16)) > 0:
+                        body += self.rfile.read(size)
+                        self.rfile.readline()
+                    self.rfile.readline()
+                else:
+                    body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("transfer-encoding", "connection")}
+                if body or self.command in ("PUT", "POST"):
+                    headers["Content-Length"] = str(len(body))
+                upstream = http.client.HTTPConnection(host, int(port), timeout=60)
+                upstream.request(self.command, self.path, body=body or None, headers=headers)
+                answer = upstream.getresponse()
+                data = answer.read()
+                if proxy.corrupt and self.command == "GET" and "/data/" in self.path and answer.status < 300 and data:
+                    data = bytes(len(data))
+                    proxy.corrupted += 1
+                self.send_response(answer.status)
+                for k, v in answer.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length") and \
+                            not k.lower().startswith("x-amz-checksum"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", answer.getheader("Content-Length", "0") if self.command == "HEAD"
+                                 else str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                upstream.close()
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = forward
+
+        self.corrupt, self.corrupted = True, 0
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -200,3 +262,28 @@ def test_resume_with_a_tampered_bundle_is_refused(ray_cluster, videos: Path, tmp
     with pytest.raises(BundleIntegrityError, match="model.safetensors"):
         tokenize_dataset(config)
     assert not (Path(out) / "data" / "part-00001.parquet").exists()  # no row from the other model
+
+
+def test_a_corpus_file_that_reads_back_wrong_stops_the_job_and_a_rerun_completes(ray_cluster, s3_endpoint: str,
+                                                                                s3_bucket: str, videos: Path,
+                                                                                monkeypatch) -> None:
+    from sweettok_platform.data import corpus
+
+    proxy = CorruptingS3(s3_endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)  # this process and the encoders it starts write through it
+    monkeypatch.setattr(corpus, "WRITE_BACKOFF_S", 0.05)
+    out = f"s3://{s3_bucket}/corpus"
+    try:
+        with pytest.raises(StorageUnavailableError, match="output storage fault: s3://.*/data/part-00000.parquet read "
+                                                          "back with an unreadable footer.*rerun to resume"):
+            tokenize_dataset(_config(str(videos), out))
+        assert proxy.corrupted >= corpus.WRITE_ATTEMPTS  # each write was read back, and each read-back was wrong
+        listed = boto3.client("s3", endpoint_url=s3_endpoint).list_objects_v2(Bucket=s3_bucket, Prefix="corpus/data/")
+        written = [o["Key"] for o in listed.get("Contents", []) if o["Key"].endswith(".parquet")]
+        assert written == []  # no damaged file left where a rerun would count it as done
+        proxy.corrupt = False
+        card = tokenize_dataset(_config(str(videos), out))
+        assert card.complete and card.shards_skipped == 0 and card.clips == 3
+        assert read_table(out).num_rows == 3
+    finally:
+        proxy.close()

@@ -15,7 +15,7 @@ from typing import Any
 from sweettok import storage
 from sweettok.ar import AR_SIZES, ArConfig
 from sweettok.typed import build
-from sweettok_platform.train.config import FaultConfig
+from sweettok_platform.train.config import FaultConfig, check_placement
 
 
 @dataclass(kw_only=True)
@@ -75,6 +75,7 @@ class ArJobConfig:
     use_gpu: bool = False
     gpus_per_worker: float = 1.0
     cpus_per_worker: float = 1.0
+    placement_strategy: str = "SPREAD"  # as the curriculum's (train/config.py): different nodes where they fit
     zero_stage: int = 2
     precision: str = "auto"  # auto: bf16 on GPU, fp32 on CPU
     checkpoint_every: int = 50
@@ -96,6 +97,7 @@ class ArJobConfig:
             raise ValueError(f"precision {self.precision} needs use_gpu: true; CPU training runs in fp32")
         if self.num_workers < 1 or self.optim.steps < 1 or self.optim.batch_size < 1:
             raise ValueError("num_workers, optim.steps and optim.batch_size must be >= 1")
+        check_placement(self.placement_strategy)
 
     @property
     def resolved_precision(self) -> str:

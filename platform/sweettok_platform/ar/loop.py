@@ -65,7 +65,7 @@ class ArRunner:
         from sweettok.ar import ArConfig, ArTransformer
         from sweettok.train.trainer import param_groups
         from sweettok_platform.ar.data import TokenShard
-        from sweettok_platform.train.loop import deepspeed_config
+        from sweettok_platform.train.loop import deepspeed_config, log_placement
 
         self.plan, job = plan, plan.job
         ctx = ray.train.get_context()
@@ -88,6 +88,7 @@ class ArRunner:
         )
         self.data = TokenShard(job.corpus, rank=self.rank, world=self.world, batch_size=job.optim.batch_size,
                                seed=job.seed * 1000 + self.rank)
+        log_placement(self.rank, self.world, job.placement_strategy, log)
         self.step, self.attempt, self.rows = 0, 0, []
         self._restore()
 

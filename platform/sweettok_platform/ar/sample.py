@@ -48,6 +48,21 @@ def class_indices(classes: list[str], label_names: dict[str, str]) -> list[int]:
     return out
 
 
+def resolve_recorded_bundle(recorded: str, content_hash: str) -> str:
+    """The bundle a record names, to load: its durable URI as recorded (``package://`` names resolve to this
+    installation), or, where the recorded path is gone (a record from before durable URIs named a Ray session's
+    temporary copy), the shipped bundle with the recorded hash. The caller checks the loaded bundle's hash."""
+    from sweettok_platform.pretrained import bundle_location, shipped_bundle_by_hash
+
+    if storage.exists(storage.join(bundle_location(recorded), "bundle.json")):
+        return recorded
+    found = shipped_bundle_by_hash(content_hash)
+    if found is None:
+        raise FileNotFoundError(f"the corpus's tokenizer bundle {recorded} (hash {content_hash[:12]}) is gone and no "
+                                "shipped bundle has that hash; pass --bundle with a copy of it")
+    return found
+
+
 def load_decoder(info: dict[str, Any], bundle: str | None) -> Any:
     """The tokenizer that decodes: ``bundle`` if given, else the one the corpus card names; its hash must match."""
     from sweettok_platform.data.tokenizer import build_tokenizer
@@ -55,7 +70,7 @@ def load_decoder(info: dict[str, Any], bundle: str | None) -> Any:
     if bundle is None and info["bundle"] is None:
         model = build_tokenizer(None, info["preset"], info["seed"])
         return model
-    uri = bundle or info["bundle"]
+    uri = bundle or resolve_recorded_bundle(info["bundle"], info["tokenizer"])
     model = build_tokenizer(uri)
     if model.bundle_hash != info["tokenizer"]:
         raise ValueError(f"tokenizer mismatch: the bundle {uri} has hash {model.bundle_hash[:12]}, but the corpus "

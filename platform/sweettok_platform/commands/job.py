@@ -9,13 +9,16 @@ import time
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("submit", help="submit a job spec (train, tokenize, eval) to a Ray cluster",
+    p = sub.add_parser("submit", help="submit a job spec (train, tokenize, eval, ar train, ar sample) to a Ray cluster",
                        description="Resolve the spec's paths, ship this checkout's code with it and submit it "
                                    "through Ray's job API; prints the job id (and follows its logs with --follow).")
     p.add_argument("spec", help="job spec YAML (jobs/*.yaml)")
     p.add_argument("--address", help="the cluster's dashboard URL (default RAY_ADDRESS or http://127.0.0.1:8265)")
-    p.add_argument("--command", dest="job_command", choices=["train", "tokenize", "eval"],
+    p.add_argument("--command", dest="job_command", choices=["train", "tokenize", "eval", "ar-train", "ar-sample"],
                    help="what the spec is (default: from its keys)")
+    p.add_argument("--no-storage-env", dest="forward_storage", action="store_false",
+                   help="forward none of this machine's storage settings (AWS_ENDPOINT_URL, AWS_REGION, "
+                        "credentials; by default those that are set go to the job, never printed)")
     p.add_argument("--shared-path", dest="shared_paths", action="append", default=[], metavar="DIR",
                    help="a directory every node of a remote cluster mounts at the same path (repeatable)")
     p.add_argument("--follow", action="store_true", help="print the job's logs until it ends; exit with its status")
@@ -32,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_submit(args: argparse.Namespace) -> int:
     from sweettok_platform.submit import client, submit
 
-    job_id = submit(args.spec, args.address, command=args.job_command, shared_paths=args.shared_paths)
+    job_id = submit(args.spec, args.address, command=args.job_command, shared_paths=args.shared_paths,
+                    forward_storage=args.forward_storage)
     print(json.dumps({"job_id": job_id}), flush=True)
     if not args.follow:
         return 0

@@ -89,17 +89,48 @@ class ShardStats:
     errors: int = 0
 
 
+WRITE_ATTEMPTS = 3  # writes of one Parquet file whose read-back is wrong, before the job stops
+WRITE_BACKOFF_S = 0.5  # doubling between them
+
+
+def read_back_problem(fs: pafs.FileSystem, path: str, rows: int) -> str | None:
+    """What is wrong with a Parquet file just written (its footer unreadable, or another row count), or None."""
+    try:
+        found = pq.read_metadata(path, filesystem=fs).num_rows
+    except Exception as e:  # noqa: BLE001 - any failure to read the footer back is the fault
+        return f"an unreadable footer ({type(e).__name__}: {str(e).strip().splitlines()[0][:200] if str(e) else ''})"
+    return None if found == rows else f"{found} rows instead of {rows}"
+
+
 def write_table(table: pa.Table, uri: str) -> None:
-    """Write a Parquet file so that it appears whole or not at all (local: temp file + rename; S3: one PUT)."""
+    """Write a Parquet file so that it appears whole or not at all (local: temp file + rename; S3: one PUT),
+    and read it back (footer and row count) before it counts: a file that reads back wrong is removed and
+    written again (``WRITE_ATTEMPTS``), then the job stops with a ``StorageUnavailableError`` naming it."""
+    import time
+
     fs, path = storage.resolve(uri)
     parent = path.rsplit("/", 1)[0]
-    fs.create_dir(parent, recursive=True)
-    if isinstance(fs, pafs.LocalFileSystem):
-        tmp = os.path.join(parent, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")  # hidden: readers skip it
-        pq.write_table(table, tmp, filesystem=fs)
-        os.replace(tmp, path)
-    else:
-        pq.write_table(table, path, filesystem=fs)
+    problem = None
+    for attempt in range(WRITE_ATTEMPTS):
+        if attempt:
+            time.sleep(WRITE_BACKOFF_S * 2 ** (attempt - 1))
+        fs.create_dir(parent, recursive=True)
+        if isinstance(fs, pafs.LocalFileSystem):
+            tmp = os.path.join(parent, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")  # hidden: readers skip it
+            pq.write_table(table, tmp, filesystem=fs)
+            problem = read_back_problem(fs, tmp, table.num_rows)
+            if problem is None:
+                os.replace(tmp, path)
+                return
+            os.remove(tmp)
+        else:
+            pq.write_table(table, path, filesystem=fs)
+            problem = read_back_problem(fs, path, table.num_rows)
+            if problem is None:
+                return
+            fs.delete_file(path)  # never left where a rerun would count it as written
+    raise storage.StorageUnavailableError(
+        f"output storage fault: {uri} read back with {problem} after {WRITE_ATTEMPTS} writes")
 
 
 def write_shard(output: str, stats: ShardStats, rows: pa.Table, errors: list[dict[str, str]]) -> None:
@@ -137,6 +168,17 @@ def join_staged(output: str, shard: int, parts: int, files: int, errors: list[di
     for uri in uris:
         storage.delete(uri)
     return stats
+
+
+def clear_staged(output: str, shards: set[int]) -> None:
+    """Delete the staged parts of ``shards`` (finished ones: a part left there would never be read)."""
+    staging = storage.join(output, STAGING_DIR)
+    if not shards or not storage.exists(staging):
+        return
+    for uri in storage.list_files(staging, (".parquet",)):
+        m = re.fullmatch(r"part-(\d{5,})-\d{5,}\.parquet", uri.rsplit("/", 1)[-1])
+        if m and int(m.group(1)) in shards:
+            storage.delete(uri)
 
 
 def done_shards(output: str) -> dict[int, str]:

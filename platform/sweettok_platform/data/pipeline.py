@@ -20,16 +20,18 @@ import pyarrow as pa
 from sweettok import storage
 from sweettok.typed import build
 from sweettok.storage import StorageUnavailableError
-from sweettok_platform.data.corpus import (ROW_SCHEMA, CorpusCard, ShardStats, check_plan, clip_id, done_shards,
-                                           items_fingerprint, join_staged, plan_shards, read_shard_stats,
-                                           shards_with_storage_errors, stage_part, write_shard)
+from sweettok_platform.data.corpus import (ROW_SCHEMA, STAGING_DIR, CorpusCard, ShardStats, check_plan, clear_staged,
+                                           clip_id, done_shards, items_fingerprint, join_staged, plan_shards,
+                                           read_shard_stats, shards_with_storage_errors, stage_part, write_shard)
 from sweettok_platform.data.decode import WINDOW_GROUP, Decoded, TimedDecoder
 from sweettok_platform.data.faults import StorageRetry, decode_with_retries, error_reason, storage_failure
 from sweettok_platform.data.overwrite import clear_corpus
 from sweettok_platform.data.sources import Item, SourceConfig, list_items
 from sweettok_platform.data.tokenizer import EncodeConfig, TokenizerInfo, describe_tokenizer, load_tokenizer
+from sweettok_platform.data.watchdog import StallWatchdog, cluster_cpus, describe_waits, plan_actor_pool
 from sweettok_platform.log import get_logger
 from sweettok_platform.media import ClipSpec
+from sweettok_platform.pretrained import durable_bundle_uri
 
 
 
@@ -53,6 +55,17 @@ class TokenizeJobConfig:
     task_retries: int = 2  # then Ray retries the whole decode task this often before the job stops
     progress: bool = True
     ray_address: str | None = None  # None: RAY_ADDRESS or a local cluster
+    decode_reserve_cpus: float = 1.0  # CPUs the encode pool leaves to decode tasks, also after losing a node
+    stall_s: float = 120.0  # no shard or part finished for this long: one line naming what waits
+    stall_fail_s: float | None = 900.0  # ... for this long: stop the job naming the cause (None: wait for ever)
+
+    def __post_init__(self) -> None:
+        if self.decode_reserve_cpus < 0:
+            raise ValueError(f"decode_reserve_cpus must be >= 0, got {self.decode_reserve_cpus}")
+        if self.stall_s <= 0:
+            raise ValueError(f"stall_s must be > 0, got {self.stall_s}")
+        if self.stall_fail_s is not None and self.stall_fail_s < self.stall_s:
+            raise ValueError(f"stall_fail_s ({self.stall_fail_s}) must be >= stall_s ({self.stall_s}), or null")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TokenizeJobConfig":
@@ -253,12 +266,25 @@ class Progress:
         dt = max(time.perf_counter() - self.start, 1e-9)
         pending = sum(self.staged.values())
         staged = f" (+{pending} in unfinished shards)" if pending else ""
+        left = self.total - self.shards
+        eta = f"  ETA {format_eta(left * dt / self.shards)}" if self.shards and left else ""
         return (f"shards {self.shards}/{self.total}  rows {self.clips}{staged} ({(self.clips + pending) / dt:.1f} "
                 f"rows/s, one row per clip)  files {self.files} ({self.files / dt:.1f} files/s)  errors {self.errors}  "
-                f"{dt:.1f}s")
+                f"{dt:.1f}s{eta}")
+
+
+def format_eta(seconds: float) -> str:
+    """Seconds -> '42s', '3m05s' or '2h07m' (the remaining shards at the rate of the finished ones)."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 _log = get_logger("tokenize").info
+_warn = get_logger("tokenize").warning
 
 
 # The decode helper's own peak (imports, decoder state, one window at source size): 341 / 356 / 438 MiB for
@@ -276,8 +302,10 @@ def decode_memory(config: TokenizeJobConfig, spec: ClipSpec) -> int:
     return 3 * held * clip + HELPER_BYTES
 
 
-def build_dataset(config: TokenizeJobConfig, shards: dict[int, list[Item]], spec: ClipSpec, info: TokenizerInfo):
-    """The Ray Dataset of the job: one row per shard to do; its rows are the written shards' stats."""
+def build_dataset(config: TokenizeJobConfig, shards: dict[int, list[Item]], spec: ClipSpec, info: TokenizerInfo,
+                  actors: int | None = None):
+    """The Ray Dataset of the job: one row per shard to do; its rows are the written shards' stats.
+    ``actors``: the encode pool's size (default ``encode.concurrency``; see ``watchdog.plan_actor_pool``)."""
     import ray
 
     env = storage.storage_env()
@@ -301,7 +329,7 @@ def build_dataset(config: TokenizeJobConfig, shards: dict[int, list[Item]], spec
         gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
     resources = {"num_gpus": gpus} if gpus else {"num_cpus": config.encode.num_cpus}
     return ds.map_batches(ShardEncoder, batch_size=1, batch_format="pyarrow",
-                          compute=ray.data.ActorPoolStrategy(size=config.encode.concurrency),
+                          compute=ray.data.ActorPoolStrategy(size=actors or config.encode.concurrency),
                           fn_constructor_kwargs={"encode": asdict(config.encode), "tokenizer": info.hash,
                                                  "output": config.output},
                           **resources, **remote)
@@ -332,6 +360,7 @@ def tokenize_dataset(config: TokenizeJobConfig, log: Callable[[str], None] = _lo
             storage.delete(done.pop(shard))  # not done any more: a crash from here on redoes it again
     with ThreadPoolExecutor(16) as pool:
         stats = dict(zip(done, pool.map(read_shard_stats, done.values())))
+    clear_staged(config.output, set(done))  # parts an interrupted run staged for shards written since
     todo = {i: shard for i, shard in enumerate(shards) if i not in done}
     log(f"{len(items)} files in {len(shards)} shards; {len(done)} done before, {len(todo)} to do "
         f"-> {config.output}")
@@ -341,26 +370,39 @@ def tokenize_dataset(config: TokenizeJobConfig, log: Callable[[str], None] = _lo
         if not ray.is_initialized():
             ray.init(address=config.ray_address, log_to_driver=False)
         ray.data.DataContext.get_current().enable_progress_bars = config.progress
+        gpus = config.encode.num_gpus if config.encode.num_gpus is not None else ray.cluster_resources().get("GPU", 0)
+        actors = config.encode.concurrency if gpus else plan_actor_pool(
+            config.encode.concurrency, config.encode.num_cpus, config.decode_reserve_cpus, "encode.concurrency", log)
         progress = Progress(len(todo), log)
         parts = ShardParts(config.output)
+        nodes = cluster_cpus()
+        watchdog = StallWatchdog(config.stall_s, config.stall_fail_s, lambda: describe_waits(
+            len(todo) - progress.shards, "shards", len(nodes), sum(nodes)), log, _warn)
         try:
-            for row in build_dataset(config, todo, spec, info).iter_rows():
-                shard_stats = parts.add(row)
-                if shard_stats is None:
-                    progress.part(row["shard"], row["clips"])
-                    continue
-                stats[shard_stats.shard] = shard_stats
-                progress.update(shard_stats)
+            with watchdog:
+                for row in build_dataset(config, todo, spec, info, actors).iter_rows():
+                    watchdog.progress()
+                    shard_stats = parts.add(row)
+                    if shard_stats is None:
+                        progress.part(row["shard"], row["clips"])
+                        continue
+                    stats[shard_stats.shard] = shard_stats
+                    progress.update(shard_stats)
+        except KeyboardInterrupt as e:
+            watchdog.check(e)  # the watchdog's stop: JobStalledError naming the cause
+            raise
         except Exception as e:
             cause = storage_failure(e)
             if cause is None:
                 raise
-            raise StorageUnavailableError(f"input storage unavailable, stopping: {cause}; {len(stats) - len(done)} "
+            what = "stopping" if "output storage fault" in str(cause) else "input storage unavailable, stopping"
+            raise StorageUnavailableError(f"{what}: {cause}; {len(stats) - len(done)} "
                                           "shards were written, rerun to resume") from e
     seconds = time.perf_counter() - start
     new_clips = sum(stats[i].clips for i in todo if i in stats)
     card = CorpusCard(
-        output=config.output, tokenizer=info.hash, bundle=config.encode.bundle, preset=config.encode.preset,
+        output=config.output, tokenizer=info.hash, preset=config.encode.preset,
+        bundle=durable_bundle_uri(config.encode.bundle) if config.encode.bundle else None,  # never a temp path
         seed=config.encode.seed, quantizer=info.config.quantizer.kind, words_file=info.words_file,
         spatial_tokens=info.config.spatial_queries, temporal_tokens=info.config.temporal_queries,
         spatial_codebook_size=info.config.quantizer.spatial_size,
@@ -372,6 +414,8 @@ def tokenize_dataset(config: TokenizeJobConfig, log: Callable[[str], None] = _lo
         seconds=round(seconds, 3), clips_per_s=round(new_clips / seconds, 3) if seconds else 0.0,
     )
     card.files_ok = card.files - card.files_failed
+    if card.complete:
+        storage.delete(storage.join(config.output, STAGING_DIR))  # parts a lost task staged again after the join
     card.save()
     log(f"done: {card.clips} rows from {card.files_ok}/{card.files} files, {card.files_failed} errors, "
         f"{card.shards_done}/{card.shards} shards in {seconds:.1f}s -> {config.output}")

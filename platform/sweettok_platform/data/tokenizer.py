@@ -43,12 +43,14 @@ def _check(config: EncodeConfig) -> None:
 def describe_tokenizer(config: EncodeConfig) -> TokenizerInfo:
     """The tokenizer's config, verified content hash and words file (reads the bundle's files and checks them
     against its manifest, so a bundle whose files changed never passes as the recorded hash)."""
+    from sweettok_platform.pretrained import bundle_location, durable_bundle_uri
+
     _check(config)
     if config.preset is not None:
         return TokenizerInfo(config=preset(config.preset), hash=f"preset:{config.preset}:seed{config.seed}")
-    manifest, files = read_verified(config.bundle)
+    manifest, files = read_verified(bundle_location(config.bundle))
     model_config = TokenizerConfig.from_dict(json.loads(files["config.json"]))
-    words = storage.join(config.bundle, WORDS_FILE)
+    words = storage.join(durable_bundle_uri(config.bundle), WORDS_FILE)
     return TokenizerInfo(config=model_config, hash=manifest["hash"], words_file=words if WORDS_FILE in files else None)
 
 
@@ -57,8 +59,10 @@ def build_tokenizer(bundle: str | None, preset_name: str | None = None, seed: in
     load), or the preset with weights initialised from ``seed``; in eval mode on the CPU."""
     import torch
 
+    from sweettok_platform.pretrained import bundle_location
+
     if bundle is not None:
-        return load_bundle(bundle)
+        return load_bundle(bundle_location(bundle))
     if preset_name is None:
         raise ValueError("give a tokenizer bundle or a preset")
     torch.manual_seed(seed)

@@ -13,7 +13,9 @@ import pyarrow as pa
 
 from sweettok import storage
 from sweettok_platform.data.pipeline import decode_memory, decode_shard
+from sweettok_platform.data.watchdog import StallWatchdog, cluster_cpus, describe_waits, plan_actor_pool
 from sweettok_platform.eval.scorer import ClipScorer, ScorerConfig
+from sweettok_platform.log import get_logger
 from sweettok_platform.media import ClipSpec
 
 
@@ -51,6 +53,9 @@ class ShardScorer:
                          "partial": pa.array([r["partial"] for r in rows], pa.large_binary())})
 
 
+STALL_S, STALL_FAIL_S = 120.0, 900.0  # as the tokenize job's defaults (data/watchdog.py)
+
+
 def run_ray(shards: dict[int, list], spec: ClipSpec, scorer: ScorerConfig, *, actors: int, num_gpus: float | None,
             num_cpus: float, files_per_shard: int, timeout_s: float | None, decode_concurrency: int | None,
             progress: bool, ray_address: str | None) -> Iterator[dict[str, Any]]:
@@ -74,10 +79,24 @@ def run_ray(shards: dict[int, list], spec: ClipSpec, scorer: ScorerConfig, *, ac
                         **remote)
     gpus = num_gpus if num_gpus is not None else (1 if ray.cluster_resources().get("GPU", 0) > 0 else 0)
     resources = {"num_gpus": gpus} if gpus else {"num_cpus": num_cpus}
+    log = get_logger("eval")
+    if not gpus:  # leave decode tasks a CPU, also after a node is lost (data/watchdog.py)
+        actors = plan_actor_pool(actors, num_cpus, 1.0, "actors", log.info)
     ds = ds.map_batches(ShardScorer, batch_size=1, batch_format="pyarrow",
                         compute=ray.data.ActorPoolStrategy(size=actors),
                         fn_constructor_kwargs={"scorer": asdict(scorer)}, **resources, **remote)
-    yield from ds.iter_rows()
+    nodes, done = cluster_cpus(), 0
+    watchdog = StallWatchdog(STALL_S, STALL_FAIL_S, lambda: describe_waits(len(shards) - done, "shards", len(nodes),
+                                                                          sum(nodes)), log.info, log.warning)
+    try:
+        with watchdog:
+            for row in ds.iter_rows():
+                watchdog.progress()
+                done += 1
+                yield row
+    except KeyboardInterrupt as e:
+        watchdog.check(e)
+        raise
 
 
 def run_local(shards: dict[int, list], spec: ClipSpec, scorer: ScorerConfig,

@@ -19,6 +19,14 @@ from sweettok.typed import build
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 
+PLACEMENT_STRATEGIES = ("SPREAD", "PACK", "STRICT_SPREAD", "STRICT_PACK")  # Ray placement group strategies
+
+
+def check_placement(strategy: str) -> None:
+    if strategy not in PLACEMENT_STRATEGIES:
+        raise ValueError(f"placement_strategy must be one of {list(PLACEMENT_STRATEGIES)}, got {strategy!r}")
+
+
 @dataclass(kw_only=True)
 class DatasetConfig:
     """Where clips come from. ``paths``: video/image files, directories or glob patterns (local).
@@ -91,6 +99,9 @@ class TrainJobConfig:
     use_gpu: bool = False
     gpus_per_worker: float = 1.0
     cpus_per_worker: float = 1.0
+    # how Ray places the workers: SPREAD (default) puts them on different nodes where they fit, else packs;
+    # PACK fills a node first; STRICT_* refuse to run otherwise
+    placement_strategy: str = "SPREAD"
     zero_stage: int = 2
     precision: str = "auto"  # auto: the stage's precision on GPU, fp32 on CPU
     checkpoint_every: int | None = None  # steps; None: the stage config's value
@@ -128,6 +139,7 @@ class TrainJobConfig:
             raise ValueError(f"precision {self.precision} needs use_gpu: true; CPU training runs in fp32")
         if self.num_workers < 1:
             raise ValueError(f"num_workers must be >= 1, got {self.num_workers}")
+        check_placement(self.placement_strategy)
         bad = set(self.stage_overrides) - set(STAGE_NAMES)
         if bad:
             raise ValueError(f"stage_overrides names unknown stages {sorted(bad)}; expected {list(STAGE_NAMES)}")

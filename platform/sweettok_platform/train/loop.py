@@ -84,6 +84,22 @@ def train_worker(config: dict[str, Any]) -> None:
     StageRunner(plan).run()
 
 
+def log_placement(rank: int, world: int, strategy: str, logger: Any) -> None:
+    """Rank 0 prints one line: on which Ray nodes the workers run (every rank's node id, gathered)."""
+    import ray
+    import torch.distributed as dist
+
+    node = ray.get_runtime_context().get_node_id()
+    nodes: list[Any] = [None] * world
+    if dist.is_initialized() and world > 1:
+        dist.all_gather_object(nodes, node)
+    else:
+        nodes = [node]
+    if rank == 0:
+        ranks = ", ".join(f"rank {r} on {n[:8]}" for r, n in enumerate(nodes))
+        logger.info(f"placement ({strategy}): {world} workers on {len(set(nodes))} node(s): {ranks}")
+
+
 def load_init(model: Any, state: dict[str, Any], prefix: str | None) -> None:
     """Load a stage's starting weights: all of them, or only the keys under ``prefix`` (all must be there)."""
     if prefix is None:
@@ -151,6 +167,7 @@ class StageRunner:
                 model=d, model_parameters=list(d.parameters()), config=deepspeed_config(cfg, lr=cfg.disc_lr, **ds)
             )
         self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+        log_placement(self.rank, self.world, job.placement_strategy, log)
         self.ema = EMA(self.engine.module, cfg.ema_decay) if self.rank == 0 else None
         patch = model_config.patch
         self.loader = worker_loader(

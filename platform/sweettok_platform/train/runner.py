@@ -168,7 +168,7 @@ def torch_trainer(worker: Any, plan: Any, job: Any, *, name: str, env: dict[str,
         worker,
         train_loop_config={"plan": plan},
         scaling_config=ScalingConfig(num_workers=job.num_workers, use_gpu=job.use_gpu,
-                                     resources_per_worker=resources),
+                                     resources_per_worker=resources, placement_strategy=job.placement_strategy),
         torch_config=TorchConfig(backend="nccl" if job.use_gpu else "gloo"),
         run_config=RunConfig(
             name=name, storage_path=storage_path, storage_filesystem=fs,
