@@ -24,7 +24,7 @@ import requests
 import torch
 
 from conftest import REPO
-from sweettok import SweetTokenizer, from_uint8, preset, to_uint8
+from sweettok import SweetTokenizer, from_uint8, to_uint8
 from sweettok_platform.client import (Client, RequestRefused, ServiceUnavailable, Tokens, TokenizerMismatch,
                                       Unauthorized)
 from sweettok_platform.data.samples import corrupt_file
@@ -56,18 +56,6 @@ def endpoints(ray_cluster):
 @pytest.fixture(scope="module")
 def endpoint(endpoints) -> str:
     return endpoints[0]
-
-
-@pytest.fixture(scope="module")
-def model() -> SweetTokenizer:
-    torch.manual_seed(0)
-    return SweetTokenizer(preset("tiny")).eval()
-
-
-@pytest.fixture(scope="module")
-def spec(model: SweetTokenizer) -> ClipSpec:
-    p = model.config.patch
-    return ClipSpec(frames=p.frames, height=p.height, width=p.width)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from conftest import REPO
-from sweettok import SweetTokenizer, from_uint8, preset, to_uint8
+from sweettok import SweetTokenizer, from_uint8, to_uint8
 from sweettok_platform.cli import main
 from sweettok_platform.data.samples import corrupt_file
 from sweettok_platform.media import ClipSpec, resize_frames
@@ -37,12 +37,6 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Image.fromarray(frame).save(root / "stills" / "deep" / "frame.png")
     corrupt_file(root / "Bikes" / "zz_broken.avi")
     return root
-
-
-@pytest.fixture(scope="module")
-def model() -> SweetTokenizer:
-    torch.manual_seed(0)
-    return SweetTokenizer(preset("tiny")).eval()
 
 
 def expected_video(model: SweetTokenizer, path: Path) -> np.ndarray:

@@ -19,7 +19,7 @@ import pytest
 import requests
 import torch
 
-from sweettok import SweetTokenizer, from_uint8, preset, to_uint8
+from sweettok import SweetTokenizer, from_uint8, to_uint8
 from sweettok_platform.media import ClipSpec, read_clips, read_image
 
 KEY = "test-key-6"
@@ -45,18 +45,6 @@ def endpoint(ray_cluster, s3_endpoint):
     url = start(config)
     yield url
     serve.shutdown()  # give the CPUs back to the other tests; the Ray cluster stays up
-
-
-@pytest.fixture(scope="module")
-def model() -> SweetTokenizer:
-    torch.manual_seed(0)
-    return SweetTokenizer(preset("tiny")).eval()
-
-
-@pytest.fixture(scope="module")
-def spec(model: SweetTokenizer) -> ClipSpec:
-    p = model.config.patch
-    return ClipSpec(frames=p.frames, height=p.height, width=p.width)
 
 
 @pytest.fixture(scope="module")
