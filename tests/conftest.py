@@ -133,3 +133,24 @@ def s3_bucket(s3_endpoint: str, request: pytest.FixtureRequest) -> str:
     name = "t-" + "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:50].strip("-")
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture(scope="module")
+def model():
+    """Fresh ``tiny`` weights from seed 0: what ``--preset tiny`` (seed 0) builds on the server side too (the
+    serve, client and reconstruct tests compare with it); a test module's own ``model`` fixture overrides it."""
+    import torch
+
+    from sweettok import SweetTokenizer, preset
+
+    torch.manual_seed(0)
+    return SweetTokenizer(preset("tiny")).eval()
+
+
+@pytest.fixture(scope="module")
+def spec(model):
+    """The model's clip geometry, default policy."""
+    from sweettok_platform.media import ClipSpec
+
+    p = model.config.patch
+    return ClipSpec(frames=p.frames, height=p.height, width=p.width)
