@@ -7,7 +7,7 @@ held-out content of four types the model never saw, and write ``docs/results.md`
     python benchmarks/quality_study.py --smoke          # a few steps of the tiny preset (what the test runs)
 
 Data: ``jobs/data/varied/prepare.py`` (sources, licences and splits in ``jobs/data/varied/README.md``):
-670 training clips from 12 sources (camera motion over photographs, wallpapers, cartoon and 3-D game art,
+670 training clips from 11 sources (camera motion over photographs, wallpapers, cartoon and 3-D game art,
 procedural video, one real video); held out by source, four content types: real video (carphone), photo
 pans (the MATE nature photographs), a rendered cartoon (Big Buck Bunny), high-texture scenes (Extreme Tux
 Racer terrain tiles). The sample images of scikit-image and scikit-learn are an independent check, scored
@@ -356,7 +356,7 @@ def write_report(records: list[dict[str, Any]], refs: dict[str, Any], out_md: Pa
     lines = [
         "# Quality study: the curriculum on varied content, small preset, CPU", "",
         "Reproduce: `python benchmarks/quality_study.py` (the data first, by `jobs/data/varied/prepare.py`; each",
-        "finished run is recorded in `docs/results/runs/`, a rerun skips recorded runs; `--report` rescores and",
+        "finished run is recorded in `docs/results/runs/`, a rerun skips recorded runs; `--report` scores new runs and",
         "rewrites this page). Records: `docs/results/quality.json`."
         + (f" For {BASELINE_HOWTO}." if "baseline" in refs else ""), "",
         "## Set-up", "",
