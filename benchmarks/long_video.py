@@ -28,9 +28,9 @@ CHILD = r"""
 import json, sys, time
 from pathlib import Path
 import pyarrow as pa
-from sweettok_platform.data import pipeline
-from sweettok_platform.data.sources import Item
-from sweettok_platform.media import ClipSpec
+from sweettok_platform.core import shards
+from sweettok_platform.core.sources import Item
+from sweettok_platform.core.media import ClipSpec
 
 def vmhwm(pid="self"):
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -43,16 +43,15 @@ batch = pa.table({"shard": [0], "items": [json.dumps([Item(uri=path, key=Path(pa
 for _ in range(2):  # the first run starts the helper (and warms the page cache); the second is timed
     t0 = time.perf_counter()
     windows = errors = count = 0
-    for part in pipeline.decode_shard(batch, spec, timeout_s=3600):
+    for part in shards.decode_shard(batch, spec, timeout_s=3600):
         windows += len(json.loads(part["meta"][0].as_py()))
         errors += len(json.loads(part["errors"][0].as_py()))
         count += 1
     seconds = time.perf_counter() - t0
-helper = next(iter(pipeline._DECODERS.values()))._proc.pid
-sizing = pipeline.TokenizeJobConfig(source=pipeline.SourceConfig(), output="-")
+helper = next(iter(shards._DECODERS.values()))._proc.pid
 print(json.dumps(dict(windows=windows, parts=count, errors=errors, seconds=seconds,
                       task_peak=vmhwm(), helper_peak=vmhwm(helper),
-                      reserved=pipeline.decode_memory(sizing, ClipSpec(**spec)))))
+                      reserved=shards.decode_memory(16, ClipSpec(**spec)))))
 """
 
 

@@ -104,7 +104,7 @@ def base_job(workdir: Path, train: Path, preset: str, stage_preset: str) -> dict
         "storage_path": str(workdir / "store"),
         "model": {"preset": preset, "overrides": {}},
         "stage_preset": stage_preset,
-        "dataset": {"paths": [str(train)], "stride": 4, "image_stride": 2, "crop_scale": 1.25, "flip": True,
+        "dataset": {"source": {"paths": [str(train)]}, "stride": 4, "image_stride": 2, "crop_scale": 1.25, "flip": True,
                     "cache_dir": str(workdir / "cache")},
         "num_workers": 2, "cpus_per_worker": 1, "zero_stage": 2, "use_gpu": False,
         "keep_checkpoints": 1, "max_failures": 1, "log_every": 100,
@@ -181,7 +181,7 @@ def teacher_bundle(workdir: Path, teacher: str, preset: str, codebook_uri: str) 
     from sweettok import SweetTokenizer, save_bundle
     from sweettok.codebook import language_config
     from sweettok.config import preset as make_preset
-    from sweettok_platform.train import checkpoint as ck
+    from sweettok_platform.core.raytrain import checkpoint as ck
     from sweettok_platform.train.loop import load_init
 
     out = workdir / "bundles" / "teacher"
@@ -229,7 +229,7 @@ def middle_clip(root: Path, preset: str):
     import torch
 
     from sweettok import from_uint8, preset as make_preset
-    from sweettok_platform.media import ClipSpec, read_clips
+    from sweettok_platform.core.media import ClipSpec, read_clips
 
     p = make_preset(preset).patch
     files = sorted(f for f in root.rglob("*") if f.is_file())

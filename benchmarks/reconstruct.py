@@ -28,8 +28,8 @@ def plain_loop(files: list[Path], root: Path, bundle: str, out: Path) -> int:
     import torch
 
     from sweettok import from_uint8, to_uint8
-    from sweettok_platform.data.tokenizer import build_tokenizer
-    from sweettok_platform.media import ClipSpec, resize_frames, write_media
+    from sweettok_platform.core.tokenizer import build_tokenizer
+    from sweettok_platform.core.media import ClipSpec, resize_frames, write_media
 
     model = build_tokenizer(bundle)
     p = model.config.patch
@@ -76,8 +76,8 @@ def main() -> None:
 
     import torch
 
-    from sweettok_platform.media import VIDEO_SUFFIXES
-    from sweettok_platform.pretrained import default_bundle
+    from sweettok_platform.core.media import VIDEO_SUFFIXES
+    from sweettok_platform.core.bundles import default_bundle
 
     torch.set_num_threads(args.threads)
     bundle = args.bundle or default_bundle()

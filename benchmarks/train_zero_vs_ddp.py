@@ -37,7 +37,7 @@ def run(zero: int, args, root: str, init: str, videos: list[str]) -> dict[str, f
 
     config = TrainJobConfig.from_dict(dict(
         name=f"bench-zero{zero}", storage_path=os.path.join(root, "store"), log_dir=os.path.join(root, f"logs{zero}"),
-        dataset=dict(paths=videos, max_clips=args.clips, cache_dir=os.path.join(root, "cache")),
+        dataset=dict(source=dict(paths=videos), max_clips=args.clips, cache_dir=os.path.join(root, "cache")),
         model=dict(preset=args.preset), stages=["stage2"], num_workers=args.workers, zero_stage=zero,
         cpus_per_worker=args.cpus_per_worker, use_gpu=args.gpu, log_every=args.steps,
         stage_overrides={"stage2": {"steps": args.steps, "batch_size": args.batch, "checkpoint_every": 10**9,

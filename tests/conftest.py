@@ -150,7 +150,7 @@ def model():
 @pytest.fixture(scope="module")
 def spec(model):
     """The model's clip geometry, default policy."""
-    from sweettok_platform.media import ClipSpec
+    from sweettok_platform.core.media import ClipSpec
 
     p = model.config.patch
     return ClipSpec(frames=p.frames, height=p.height, width=p.width)

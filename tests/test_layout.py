@@ -96,3 +96,53 @@ def test_the_packages_have_no_import_cycle(package):
     graph = module_imports(package)
     assert len(graph) > 20 and sum(map(len, graph.values())) > 40, "the walk found the modules and imports"
     assert find_cycle(graph) == []
+
+
+PLATFORM = REPO / "platform" / "sweettok_platform"
+# folders that compose the features (the CLI) or hold data, not features
+NOT_FEATURES = {"core", "commands", "bundles", "__pycache__"}
+
+
+def platform_imports(path) -> list[str]:
+    """The ``sweettok_platform`` modules a file imports (anywhere in its body, relative imports resolved)."""
+    rel = path.relative_to(PLATFORM.parent).with_suffix("").parts
+    here = list(rel[:-1])
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(here[: len(here) - node.level + 1] + ([base] if base else []))
+            out += [f"{base}.{a.name}" for a in node.names] if base == "sweettok_platform" else [base]
+    return [m for m in out if m.startswith("sweettok_platform.")]
+
+
+def test_feature_folders_import_only_core_and_sweettok():
+    features = {p.name for p in PLATFORM.iterdir() if p.is_dir() and p.name not in NOT_FEATURES}
+    assert {"tokenize", "train", "ar", "eval", "serve", "reconstruct"} <= features
+    sideways = []
+    for feature in sorted(features):
+        for path in sorted((PLATFORM / feature).rglob("*.py")):
+            for module in platform_imports(path):
+                target = module.split(".")[1]
+                if target != feature and target != "core":
+                    sideways.append(f"{path.relative_to(PLATFORM)} imports {module}")
+    assert sideways == []
+
+
+def test_core_imports_no_feature_and_no_top_level_module():
+    upward = [f"{path.relative_to(PLATFORM)} imports {module}"
+              for path in sorted((PLATFORM / "core").rglob("*.py")) for module in platform_imports(path)
+              if module.split(".")[1] != "core"]
+    assert upward == []
+
+
+def test_platform_tests_mirror_the_source_tree():
+    """Each folder of ``tests/platform`` is a folder of the package, and each test file tests one module, one
+    folder (``test_<folder>_*.py``) or one end-to-end flow (``tests/platform/*.py`` at the top)."""
+    tests = REPO / "tests" / "platform"
+    folders = {p.name for p in tests.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    package = {p.name for p in PLATFORM.iterdir() if p.is_dir() and p.name not in ("bundles", "__pycache__")}
+    assert folders and folders <= package, f"test folders without a package folder: {sorted(folders - package)}"

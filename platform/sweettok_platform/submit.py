@@ -30,15 +30,18 @@ from urllib.parse import urlparse
 
 import yaml
 
+from sweettok_platform.eval.metrics import WEIGHT_SETTINGS
+
 # per command: dotted keys holding local paths, and which of them are inputs that must exist
 PATH_KEYS = {
-    "train": (["storage_path", "log_dir", "export", "init", "lpips_vgg_weights", "dataset.paths", "dataset.cache_dir",
-               "model.overrides.teacher.checkpoint", "model.overrides.quantizer.codebook"],
-              ["init", "lpips_vgg_weights", "dataset.paths", "model.overrides.teacher.checkpoint",
-               "model.overrides.quantizer.codebook"]),
-    "tokenize": (["source.root", "output", "encode.bundle"], ["source.root", "encode.bundle"]),
-    "eval": (["source.root", "output", "bundle", "lpips_vgg", "i3d", "inception"],
-             ["source.root", "bundle", "lpips_vgg", "i3d", "inception"]),
+    "train": (["storage_path", "log_dir", "export", "init", "lpips_vgg_weights", "dataset.source.paths",
+               "dataset.source.root", "dataset.cache_dir", "model.overrides.teacher.checkpoint",
+               "model.overrides.quantizer.codebook"],
+              ["init", "lpips_vgg_weights", "dataset.source.paths", "dataset.source.root",
+               "model.overrides.teacher.checkpoint", "model.overrides.quantizer.codebook"]),
+    "tokenize": (["source.root", "source.paths", "output", "encode.bundle"], ["source.root", "source.paths", "encode.bundle"]),
+    "eval": (["source.root", "source.paths", "output", "bundle", *WEIGHT_SETTINGS],
+             ["source.root", "bundle", *WEIGHT_SETTINGS]),
     "ar-train": (["storage_path", "log_dir", "corpus"], ["corpus"]),
     "ar-sample": (["checkpoint", "output", "bundle"], ["checkpoint", "bundle"]),
 }

@@ -27,8 +27,8 @@ from conftest import REPO
 from sweettok import SweetTokenizer, from_uint8, to_uint8
 from sweettok_platform.client import (Client, RequestRefused, ServiceUnavailable, Tokens, TokenizerMismatch,
                                       Unauthorized)
-from sweettok_platform.data.samples import corrupt_file
-from sweettok_platform.media import ClipSpec, read_clips
+from sweettok_platform.tokenize.samples import corrupt_file
+from sweettok_platform.core.media import ClipSpec, read_clips
 
 KEY = "client-key-23"
 

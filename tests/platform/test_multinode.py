@@ -38,7 +38,7 @@ def cluster(local_cluster: LocalCluster) -> LocalCluster:
 @pytest.fixture(scope="module")
 def long_videos(tmp_path_factory, real_videos) -> Path:
     """6 real 140-frame videos: 136 windows of 5 frames each, so each shard leaves its decode task in 2 parts."""
-    from sweettok_platform.data.samples import make_sample_dataset
+    from sweettok_platform.tokenize.samples import make_sample_dataset
 
     root = tmp_path_factory.mktemp("multinode") / "videos"
     make_sample_dataset(root, [p for p in real_videos if p.name == "bikes.mp4"], layout="folders", per_class=6,
@@ -82,7 +82,7 @@ def _parquet(directory: Path) -> list[Path]:
 def test_tokenize_finishes_on_the_survivor_when_a_node_is_lost(cluster, long_videos, tmp_path):
     import decord
 
-    from sweettok_platform.data.reader import read_table
+    from sweettok_platform.core.reader import read_table
 
     worker = cluster.add_node(cpus=2)
     out = tmp_path / "corpus"
@@ -138,12 +138,12 @@ def test_a_job_that_cannot_progress_names_what_it_waits_for_and_stops(cluster, l
 
 
 def test_progress_eta_reads_in_the_largest_sensible_units():
-    from sweettok_platform.data.pipeline import Progress, format_eta
+    from sweettok_platform.core.shards import Progress, format_eta
 
     assert [format_eta(s) for s in (4.4, 59.6, 185, 7620)] == ["4s", "1m00s", "3m05s", "2h07m"]
     progress = Progress(4, lambda line: None)
     progress.start -= 10.0  # one shard of four took 10 s: three more take ~30 s
-    from sweettok_platform.data.corpus import ShardStats
+    from sweettok_platform.core.corpus import ShardStats
 
     progress.update(ShardStats(shard=0, files=1, clips=5))
     assert progress.line().endswith("ETA 30s")
@@ -159,7 +159,7 @@ def test_training_spreads_its_workers_and_resumes_when_a_node_is_lost(cluster, r
     spec = _spec(tmp_path, name="spread", storage_path=str(tmp_path / "store"), log_dir=str(tmp_path / "logs"),
                  model={"preset": "tiny"}, stages=["stage0"], stage_preset="tiny",
                  stage_overrides={"stage0": {"steps": steps}}, checkpoint_every=every, num_workers=2, log_every=1,
-                 dataset={"paths": [str(p) for p in real_videos[:2]], "max_clips": 8})
+                 dataset={"source": {"paths": [str(p) for p in real_videos[:2]]}, "max_clips": 8})
     job = Job(cluster, "train", "--config", spec)  # placement_strategy: the default
     first = tmp_path / "store" / "spread-stage0" / f"step_{every:08d}"
     deadline = time.monotonic() + 400

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from sweettok_platform.ar.sample import load_decoder
-from sweettok_platform.pretrained import PACKAGE_URI, bundle_location, default_bundle, durable_bundle_uri
+from sweettok_platform.core.bundles import PACKAGE_URI, bundle_location, default_bundle, durable_bundle_uri
 
 SHIPPED_HASH = json.loads((Path(default_bundle()) / "bundle.json").read_text())["hash"]
 

@@ -38,7 +38,7 @@ def test_the_tiny_tokenize_spec_runs_as_submitted_from_another_checkout(head, tm
                           "--address", head, "--follow"], capture_output=True, text=True, timeout=600, cwd=project)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "sweettok tokenize: done:" in out.stdout + out.stderr  # the job's own log line, followed
-    from sweettok_platform.data.reader import read_table
+    from sweettok_platform.core.reader import read_table
 
     table = read_table(str(project / "demo_out" / "corpus-tiny"))  # where the spec's relative path points
     assert table.num_rows >= 6 and len(set(table.column("label_name").to_pylist())) == 3
@@ -70,7 +70,7 @@ def test_a_one_stage_training_spec_runs_as_submitted(head, real_videos, tmp_path
         shutil.copyfile(video, project / "videos" / video.name)
     spec = {"name": "t", "storage_path": "store", "log_dir": "logs", "model": {"preset": "tiny"},
             "stages": ["stage0"], "stage_preset": "tiny", "stage_overrides": {"stage0": {"steps": 2}},
-            "checkpoint_every": 2, "dataset": {"paths": ["videos/*.mp4"], "max_clips": 8}, "num_workers": 2}
+            "checkpoint_every": 2, "dataset": {"source": {"paths": ["videos/*.mp4"]}, "max_clips": 8}, "num_workers": 2}
     (project / "train.yaml").write_text(yaml.safe_dump(spec))
     out = subprocess.run([sys.executable, "-m", "sweettok_platform.cli", "submit", "train.yaml", "--address", head,
                           "--follow"], capture_output=True, text=True, timeout=900, cwd=project)
@@ -82,7 +82,7 @@ def test_a_one_stage_training_spec_runs_as_submitted(head, real_videos, tmp_path
 def test_a_tokenize_to_s3_runs_as_submitted_with_the_submitters_storage_settings(head, s3_bucket, tmp_path):
     import shutil
 
-    from sweettok_platform.data.reader import read_table
+    from sweettok_platform.core.reader import read_table
 
     project = tmp_path / "project"
     shutil.copytree(REPO / "jobs" / "data" / "ucf-tiny", project / "ucf")
@@ -98,8 +98,8 @@ def test_a_tokenize_to_s3_runs_as_submitted_with_the_submitters_storage_settings
                           "--follow"], capture_output=True, text=True, timeout=600, cwd=project, env=env)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert secret not in out.stdout + out.stderr
-    from sweettok_platform.data.corpus import CorpusCard
-    from sweettok_platform.pretrained import default_bundle
+    from sweettok_platform.core.corpus import CorpusCard
+    from sweettok_platform.core.bundles import default_bundle
 
     table = read_table(f"s3://{s3_bucket}/corpus")
     card = CorpusCard.load(f"s3://{s3_bucket}/corpus")
@@ -114,7 +114,7 @@ def test_a_tokenize_to_s3_runs_as_submitted_with_the_submitters_storage_settings
 def test_every_job_kind_is_told_apart_and_its_outputs_land_in_the_submitters_directory(tmp_path, monkeypatch):
     (tmp_path / "corpus").mkdir()
     (tmp_path / "store" / "g-ar" / "step_00000010").mkdir(parents=True)
-    specs = {"train": {"name": "t", "stages": ["stage0"], "dataset": {"paths": ["corpus"]}, "storage_path": "s"},
+    specs = {"train": {"name": "t", "stages": ["stage0"], "dataset": {"source": {"paths": ["corpus"]}}, "storage_path": "s"},
              "tokenize": {"source": {"root": "corpus"}, "output": "out", "encode": {"preset": "tiny"}},
              "eval": {"source": {"root": "corpus"}, "output": "out", "preset": "tiny"},
              "ar-train": {"name": "g", "storage_path": "store", "corpus": "corpus"},

@@ -17,7 +17,7 @@ from sweettok.patchify import from_uint8
 from sweettok.train import CurriculumObjective, LossWeights, set_trainable, tiny_stages, trainable_parameters
 from sweettok.train.objectives import TEMPORAL_PREFIXES
 from sweettok.train.trainer import Trainer
-from sweettok_platform.media import ClipSpec, read_clips
+from sweettok_platform.core.media import ClipSpec, read_clips
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

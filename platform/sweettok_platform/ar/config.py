@@ -15,7 +15,7 @@ from typing import Any
 from sweettok import storage
 from sweettok.ar import AR_SIZES, ArConfig
 from sweettok.typed import build
-from sweettok_platform.train.config import FaultConfig, check_placement
+from sweettok_platform.core.raytrain.config import RunResources, absolute, check_run_name
 
 
 @dataclass(kw_only=True)
@@ -49,7 +49,7 @@ class ArModelSpec:
 
 @dataclass(kw_only=True)
 class ArOptimConfig:
-    """Optimisation (the attribute names ``train.loop.deepspeed_config`` reads)."""
+    """Optimisation (the attribute names ``core.raytrain.worker.deepspeed_config`` reads)."""
 
     steps: int = 100
     batch_size: int = 8  # sequences per worker per step
@@ -63,7 +63,7 @@ class ArOptimConfig:
 
 
 @dataclass(kw_only=True)
-class ArJobConfig:
+class ArJobConfig(RunResources):
     """One generator training run: a Ray Train run ``<name>-ar`` under ``storage_path``."""
 
     name: str
@@ -71,33 +71,13 @@ class ArJobConfig:
     corpus: str  # token corpus (local or s3://) written by ``sweettok tokenize``
     model: ArModelSpec = field(default_factory=ArModelSpec)
     optim: ArOptimConfig = field(default_factory=ArOptimConfig)
-    num_workers: int = 2
-    use_gpu: bool = False
-    gpus_per_worker: float = 1.0
-    cpus_per_worker: float = 1.0
-    placement_strategy: str = "SPREAD"  # as the curriculum's (train/config.py): different nodes where they fit
-    zero_stage: int = 2
-    precision: str = "auto"  # auto: bf16 on GPU, fp32 on CPU
     checkpoint_every: int = 50
-    keep_checkpoints: int = 2
-    max_failures: int = 3
-    log_every: int = 10
-    log_dir: str | None = None  # local metrics.jsonl; default ./runs/<name>-ar
-    seed: int = 0
-    fault: FaultConfig | None = None  # recovery tests: rank 0 exits before ``fault.step`` (stage "ar")
 
     def __post_init__(self) -> None:
-        if not self.name or "/" in self.name:
-            raise ValueError(f"name must be a non-empty run name without '/', got {self.name!r}")
-        if self.zero_stage not in (0, 1, 2):
-            raise ValueError(f"zero_stage must be 0, 1 or 2, got {self.zero_stage}")
-        if self.precision not in ("auto", "fp32", "fp16", "bf16"):
-            raise ValueError(f"precision must be auto, fp32, fp16 or bf16, got {self.precision!r}")
-        if not self.use_gpu and self.precision in ("fp16", "bf16"):
-            raise ValueError(f"precision {self.precision} needs use_gpu: true; CPU training runs in fp32")
-        if self.num_workers < 1 or self.optim.steps < 1 or self.optim.batch_size < 1:
-            raise ValueError("num_workers, optim.steps and optim.batch_size must be >= 1")
-        check_placement(self.placement_strategy)
+        check_run_name(self.name)
+        if self.optim.steps < 1 or self.optim.batch_size < 1:
+            raise ValueError("optim.steps and optim.batch_size must be >= 1")
+        super().__post_init__()
 
     @property
     def resolved_precision(self) -> str:
@@ -115,11 +95,9 @@ class ArJobConfig:
         return os.path.abspath(self.log_dir or os.path.join("runs", self.run_name))
 
     def with_absolute_paths(self) -> "ArJobConfig":
-        def fix(path: str) -> str:
-            return path if storage.is_remote(path) else os.path.abspath(os.path.expanduser(path))
-
         out = copy.deepcopy(self)
-        out.storage_path, out.corpus, out.log_dir = fix(self.storage_path), fix(self.corpus), self.local_log_dir()
+        out.storage_path, out.corpus = absolute(self.storage_path), absolute(self.corpus)  # type: ignore[assignment]
+        out.log_dir = self.local_log_dir()
         return out
 
     def to_dict(self) -> dict[str, Any]:

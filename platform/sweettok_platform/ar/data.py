@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow.compute as pc
 import torch
 
-from sweettok_platform.data.reader import read_table
+from sweettok_platform.core.reader import read_table
 
 
 def corpus_arrays(corpus: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from typing import Any
 
 from sweettok import storage
 from sweettok.ar import ArConfig
 from sweettok_platform.ar.config import ArJobConfig
-from sweettok_platform.data.corpus import CorpusCard
-from sweettok_platform.log import RAY_RUNTIME_ENV, get_logger
-from sweettok_platform.train import checkpoint as ck
+from sweettok_platform.core.corpus import CorpusCard
+from sweettok_platform.core.config import RESOLVED_CONFIG, write_resolved
+from sweettok_platform.core.log import get_logger
+from sweettok_platform.core.raytrain import checkpoint as ck
+from sweettok_platform.core.raytrain.trainer import clear_stale_logs, ensure_ray, fit_run
 
 log = get_logger("ar")
 GENERATOR = "generator.json"
@@ -45,11 +46,7 @@ def generator_info(config: ArJobConfig, card: CorpusCard, model: ArConfig) -> di
 
 def train_generator(config: ArJobConfig) -> ck.StageResult:
     """Train (or resume, or skip if finished) the job's generator; returns its final checkpoint."""
-    import ray
-
     from sweettok_platform.ar.loop import ArWorkerPlan, ar_worker
-    from sweettok_platform.train.integrity import drop_stale_ray_snapshot, prune, root_cause
-    from sweettok_platform.train.runner import torch_trainer
 
     config = config.with_absolute_paths()
     card, model = check_job(config)
@@ -59,31 +56,14 @@ def train_generator(config: ArJobConfig) -> ck.StageResult:
         return done
     storage.write_bytes(storage.join(config.run_uri, GENERATOR),
                         json.dumps(generator_info(config, card, model), indent=2).encode())
-    if not ray.is_initialized():
-        env = {"env_vars": {"DS_ACCELERATOR": "cpu"}} if not config.use_gpu else {}
-        ray.init(runtime_env={**RAY_RUNTIME_ENV, **env})
+    write_resolved(storage.join(config.run_uri, RESOLVED_CONFIG), config)
+    ensure_ray(config.use_gpu)
     log_dir = config.local_log_dir()
-    if ck.latest_committed(config.run_uri, config.num_workers) is None:
-        for name in ("metrics.jsonl", "executed.jsonl"):  # a fresh start: no rows from an older run
-            if os.path.exists(os.path.join(log_dir, name)):
-                os.remove(os.path.join(log_dir, name))
+    clear_stale_logs(config.run_uri, config.num_workers, log_dir)
     plan = ArWorkerPlan(job=config, model_config=model.to_dict(), live_metrics=os.path.join(log_dir, "metrics.jsonl"))
     env = storage.storage_env() if storage.is_remote(config.storage_path) or storage.is_remote(config.corpus) else {}
-    trainer = torch_trainer(ar_worker, plan, config, name=config.run_name, env=env)
-    if drop_stale_ray_snapshot(config.run_uri):
-        log.warning(f"{config.run_name}: Ray's run snapshot listed a removed checkpoint; resuming from storage")
-    started = time.perf_counter()
-    log.info(f"{config.run_name}: {config.optim.steps} steps on {config.num_workers} workers -> {config.run_uri}")
-    try:
-        trainer.fit()
-    except Exception as e:
-        raise RuntimeError(f"{config.run_name} failed: {root_cause(e)}") from e
-    for uri in prune(config.run_uri, config.keep_checkpoints, config.num_workers):
-        log.info(f"{config.run_name}: removed old checkpoint {uri}")
-    final = storage.join(config.run_uri, ck.checkpoint_name(config.optim.steps))
-    if not storage.exists(storage.join(final, ck.WEIGHTS)):
-        raise RuntimeError(f"{config.run_name} ended without its final checkpoint {final}")
+    final = fit_run(ar_worker, plan, config, name=config.run_name, run_uri=config.run_uri, steps=config.optim.steps,
+                    label=config.run_name, logger=log, env=env)
     result = ck.StageResult(stage="ar", checkpoint=final, steps=config.optim.steps)
     ck.write_final(config.run_uri, result)
-    log.info(f"{config.run_name}: done in {time.perf_counter() - started:.0f} s -> {final}")
     return result

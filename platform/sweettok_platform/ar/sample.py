@@ -19,7 +19,7 @@ import torch
 from sweettok import storage
 from sweettok.ar import ArConfig, ArTransformer, SampleConfig, generate
 from sweettok_platform.ar.runner import GENERATOR
-from sweettok_platform.train import checkpoint as ck
+from sweettok_platform.core.raytrain import checkpoint as ck
 
 
 def load_generator(checkpoint: str) -> tuple[ArTransformer, dict[str, Any]]:
@@ -52,7 +52,7 @@ def resolve_recorded_bundle(recorded: str, content_hash: str) -> str:
     """The bundle a record names, to load: its durable URI as recorded (``package://`` names resolve to this
     installation), or, where the recorded path is gone (a record from before durable URIs named a Ray session's
     temporary copy), the shipped bundle with the recorded hash. The caller checks the loaded bundle's hash."""
-    from sweettok_platform.pretrained import bundle_location, shipped_bundle_by_hash
+    from sweettok_platform.core.bundles import bundle_location, shipped_bundle_by_hash
 
     if storage.exists(storage.join(bundle_location(recorded), "bundle.json")):
         return recorded
@@ -65,7 +65,7 @@ def resolve_recorded_bundle(recorded: str, content_hash: str) -> str:
 
 def load_decoder(info: dict[str, Any], bundle: str | None) -> Any:
     """The tokenizer that decodes: ``bundle`` if given, else the one the corpus card names; its hash must match."""
-    from sweettok_platform.data.tokenizer import build_tokenizer
+    from sweettok_platform.core.tokenizer import build_tokenizer
 
     if bundle is None and info["bundle"] is None:
         model = build_tokenizer(None, info["preset"], info["seed"])
@@ -83,7 +83,7 @@ def sample_videos(checkpoint: str, classes: list[str], n: int, output: str, *, b
                   config: SampleConfig | None = None, seed: int = 0, fps: float = 8.0) -> dict[str, Any]:
     """``n`` samples of each class -> ids, mp4s and a grid under ``output``; returns the summary."""
     from sweettok import to_uint8
-    from sweettok_platform.media import write_media
+    from sweettok_platform.core.media import write_media
 
     model, info = load_generator(checkpoint)
     decoder = load_decoder(info, bundle)  # refused before any sampling when it does not match

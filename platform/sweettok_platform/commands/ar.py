@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from sweettok_platform.config_args import add_config_args, load_settings
+from sweettok_platform.core.config import add_config_args, resolve_settings
 
 EPILOG = """\
 examples:
@@ -47,13 +47,10 @@ def run_train(args: argparse.Namespace) -> int:
     from sweettok_platform.ar.config import ArJobConfig
     from sweettok_platform.ar.runner import train_generator
 
-    config = ArJobConfig.from_dict(load_settings(args))
-    if args.address:
-        import ray
+    config = ArJobConfig.from_dict(resolve_settings(args))
+    from sweettok_platform.core.raytrain.trainer import ensure_ray
 
-        from sweettok_platform.log import RAY_RUNTIME_ENV
-
-        ray.init(address=args.address, runtime_env=RAY_RUNTIME_ENV)
+    ensure_ray(config.use_gpu, args.address)
     result = train_generator(config)
     print(json.dumps({"job": config.name, "checkpoint": result.checkpoint, "steps": result.steps}))
     return 0

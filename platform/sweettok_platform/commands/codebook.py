@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import inspect
+import dataclasses
 import json
+from dataclasses import dataclass, field
 
-from sweettok_platform.config_args import add_config_args, load_settings
+from sweettok.typed import build
+from sweettok_platform.core.config import add_config_args, resolve_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,27 +45,40 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.set_defaults(func=run_info)
 
 
-FLAGS = ("corpus", "model_dir", "output", "min_freq", "max_words_per_branch", "min_words_per_branch",
-         "window", "knn", "mode", "text_field")
+@dataclass(kw_only=True)
+class CodebookBuildConfig:
+    """``sweettok codebook build``'s settings (under ``codebook:`` in YAML): ``build_codebook``'s arguments."""
+
+    output: str = ""
+    corpus: str | None = None
+    model_dir: str | None = None
+    min_freq: int = 5
+    max_words_per_branch: int | None = None
+    min_words_per_branch: int = 32
+    window: int = 5
+    knn: int = 8
+    mode: str = "input"
+    text_field: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.output:
+            raise ValueError("output: an output is required (-o/--output DIR or s3://bucket/prefix)")
+
+
+@dataclass(kw_only=True)
+class CodebookJob:
+    codebook: CodebookBuildConfig = field(default_factory=CodebookBuildConfig)
+
+
+FLAGS = {name: f"codebook.{name}" for name in ("corpus", "model_dir", "output", "min_freq", "max_words_per_branch",
+                                               "min_words_per_branch", "window", "knn", "mode", "text_field")}
 
 
 def run_build(args: argparse.Namespace) -> int:
     from sweettok.codebook import build_codebook
 
-    settings = load_settings(args)
-    options = dict(settings.get("codebook", {}))
-    unknown = set(settings) - {"codebook"}
-    if unknown:
-        raise ValueError(f"unknown settings {sorted(unknown)}; codebook settings go under 'codebook:'")
-    options.update({k: getattr(args, k) for k in FLAGS if getattr(args, k) is not None})
-    allowed = set(inspect.signature(build_codebook).parameters)
-    if set(options) - allowed:
-        raise ValueError(f"unknown codebook settings {sorted(set(options) - allowed)}; expected some of {sorted(allowed)}")
-    if not options.get("output"):
-        raise ValueError("an output is required (-o/--output DIR or s3://bucket/prefix)")
-    options.setdefault("corpus", None)
-    options.setdefault("model_dir", None)
-    info = build_codebook(**options)
+    job = build(CodebookJob, resolve_settings(args, FLAGS))
+    info = build_codebook(**dataclasses.asdict(job.codebook))
     s = info.sizes
     print(f"codebook {info.hash[:12]} -> {info.uri}: spatial {s['spatial']} ({s['noun']} nouns + {s['adjective']} "
           f"adjectives), temporal {s['temporal']} ({s['verb']} verbs + {s['adverb']} adverbs), "

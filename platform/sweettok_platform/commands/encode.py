@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from sweettok import from_uint8
-from sweettok_platform.media import ClipSpec, read_clips
-from sweettok_platform.model_args import add_model_args, load_model
+from sweettok_platform.core.media import ClipSpec, read_clips
+from sweettok_platform.core.model_args import add_model_args, load_model
 
 
 def register(sub: argparse._SubParsersAction) -> None:

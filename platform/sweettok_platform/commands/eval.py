@@ -7,7 +7,9 @@ import argparse
 import json
 
 from sweettok.config import PRESETS
-from sweettok_platform.config_args import add_config_args, flag_settings, load_settings, merge
+from sweettok_platform.core.config import add_config_args, resolve_settings
+from sweettok_platform.core.sources import KINDS
+from sweettok_platform.eval.metrics import METRICS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="fvd: FVD between --real and --fake video directories; compare: per-file PSNR/SSIM (+LPIPS, "
                         "FVD with weights) of reconstructions in --fake against originals in --real")
     add_config_args(p)
-    p.add_argument("--source", dest="kind", choices=["ucf101", "kinetics", "imagenet", "folders", "manifest"],
+    p.add_argument("--source", dest="kind", choices=sorted(KINDS),
                    help="dataset layout (source.kind)")
     p.add_argument("--root", help="dataset directory, or the manifest file (source.root)")
     p.add_argument("--split", help="ucf101: train/test; kinetics: the CSV's split (source.split)")
@@ -34,10 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resize", choices=["squash", "crop"], help="squash (default) or short side + centre crop")
     p.add_argument("--teacher-only", dest="teacher_only", action="store_true", default=None,
                    help="score the bundle's teacher alone (its own codes)")
-    p.add_argument("--i3d", help="I3D weights: i3d_torchscript.pt (StyleGAN-V) or i3d_pretrained_400.pt (VideoGPT)")
-    p.add_argument("--inception", help="Inception weights: pytorch-fid pt_inception-2015-12-05-*.pth")
-    p.add_argument("--lpips-vgg", dest="lpips_vgg", help="torchvision VGG16 weights (vgg16-397923af.pth) for LPIPS")
-    p.add_argument("--metrics", help="comma list of weighted metrics that must run: lpips,rfvd,rfid")
+    for metric in METRICS.values():  # one weights flag per registered metric
+        p.add_argument(f"--{metric.setting.replace('_', '-')}", dest=metric.setting, help=metric.help)
+    p.add_argument("--metrics", help=f"comma list of weighted metrics that must run: {','.join(METRICS)}")
     p.add_argument("--batch-size", type=int, help="clips per forward pass")
     p.add_argument("--actors", type=int, help="scoring actors")
     p.add_argument("--num-gpus", type=float, help="GPUs per actor (default: 1 if the cluster has GPUs)")
@@ -55,23 +56,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 FLAGS = {  # argparse dest -> dotted setting
     "kind": "source.kind", "root": "source.root", "split": "source.split", "limit": "source.limit",
     "output": "output", "bundle": "bundle", "preset": "preset", "policy": "clips.policy", "stride": "clips.stride",
-    "resize": "clips.resize", "teacher_only": "teacher_only", "i3d": "i3d", "inception": "inception",
-    "lpips_vgg": "lpips_vgg", "metrics": "metrics", "batch_size": "batch_size", "actors": "actors",
+    "resize": "clips.resize", "teacher_only": "teacher_only", "metrics": "metrics", "batch_size": "batch_size",
+    "actors": "actors",
     "num_gpus": "num_gpus", "files_per_shard": "files_per_shard", "timeout": "decode_timeout_s",
-    "address": "ray_address", "progress": "progress",
+    "address": "ray_address", "progress": "progress", **{m.setting: m.setting for m in METRICS.values()},
 }
 
 
 def settings_from_args(args: argparse.Namespace) -> dict:
-    """YAML, then flags, then ``--set`` overrides (the last wins); --bundle and --preset replace each other."""
-    flags = flag_settings(args, FLAGS)
-    base = load_settings(argparse.Namespace(config=args.config, overrides=[]))  # the YAML alone
-    settings = merge(base, flags)
-    if flags.get("bundle"):
-        settings.pop("preset", None)
-    if flags.get("preset"):
-        settings.pop("bundle", None)
-    return merge(settings, load_settings(argparse.Namespace(config=None, overrides=args.overrides)))
+    """YAML < ``--set`` < flags (``core.config``); --bundle and --preset replace each other."""
+    return resolve_settings(args, FLAGS, one_of=(("bundle", "preset"),))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     result = evaluate(EvalConfig.from_dict(settings_from_args(args)))
     summary = {k: result[k] for k in ("psnr", "ssim", "floor", "tokens_per_clip", "codes_used", "bits_per_pixel",
                                       "clips", "bundle_hash") if k in result}
-    summary.update({k: result[k] for k in ("lpips", "rfvd", "rfid") if k in result})
+    summary.update({k: result[k] for k in METRICS if k in result})
     summary["errors"] = len(result["errors"])
     print(json.dumps(summary))
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from sweettok_platform.model_args import add_model_args
+from sweettok_platform.core.model_args import add_model_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -14,7 +14,8 @@ import time
 import yaml
 
 from sweettok.config import PRESETS
-from sweettok_platform.config_args import add_config_args, load_settings, merge, parse_set
+from sweettok_platform.core.bundles import with_default_bundle
+from sweettok_platform.core.config import add_config_args, load_yaml, resolve_settings
 from sweettok_platform.serve.config import ServeConfig, deploy_config
 
 
@@ -44,24 +45,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+FLAGS = {k: k for k in ("bundle", "preset", "seed", "host", "port", "batching", "api_key_env", "direct_ingress",
+                        "allowed_uri_prefixes")}
+
+
 def build_config(args: argparse.Namespace) -> ServeConfig:
-    """The ServeConfig from YAML (settings, or a `serve deploy` file), --set overrides and flags (flags win)."""
-    settings = load_settings(argparse.Namespace(config=args.config, overrides=[]))
+    """The ServeConfig from YAML (settings, or a `serve deploy` file) < ``--set`` < flags (``core.config``)."""
+    settings = load_yaml(args.config)
     if "applications" in settings:  # a serve deploy file: its first application's args (and its HTTP options)
         http = settings.get("http_options") or {}
         settings = {**{k: http[k] for k in ("host", "port") if k in http},
                     **dict(settings["applications"][0].get("args") or {})}
-    settings = merge(settings, parse_set(args.overrides or []))
-    flags = {k: getattr(args, k) for k in ("bundle", "preset", "seed", "host", "port", "batching", "api_key_env",
-                                    "direct_ingress", "allowed_uri_prefixes")}
-    settings.update({k: v for k, v in flags.items() if v is not None})
-    if args.bundle:
-        settings.pop("preset", None)
-    if not settings.get("bundle") and not settings.get("preset"):  # neither given: the shipped bundle
-        from sweettok_platform.pretrained import default_bundle
-
-        settings["bundle"] = default_bundle()
-    return ServeConfig.from_dict(settings)
+    settings = resolve_settings(args, FLAGS, base=settings, one_of=(("bundle", "preset"),))
+    return ServeConfig.from_dict(with_default_bundle(settings))
 
 
 def run(args: argparse.Namespace) -> int:

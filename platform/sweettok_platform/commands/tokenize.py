@@ -6,7 +6,9 @@ import argparse
 import json
 
 from sweettok.config import PRESETS
-from sweettok_platform.config_args import add_config_args, load_settings, merge
+from sweettok_platform.core.bundles import with_default_bundle
+from sweettok_platform.core.config import add_config_args, resolve_settings
+from sweettok_platform.core.sources import KINDS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "Parquet token corpora. Rerunning with the same output resumes: finished shards are skipped.",
     )
     add_config_args(p)
-    p.add_argument("--source", dest="kind", choices=["ucf101", "kinetics", "imagenet", "folders", "manifest"],
+    p.add_argument("--source", dest="kind", choices=sorted(KINDS),
                    help="dataset layout (source.kind)")
     p.add_argument("--root", help="dataset directory, or the manifest file (source.root)")
     p.add_argument("--split", help="ucf101: train/test; kinetics: the CSV's split (source.split)")
@@ -51,36 +53,14 @@ FLAGS = {  # argparse dest -> dotted setting
 
 
 def settings_from_args(args: argparse.Namespace) -> dict:
-    """YAML, then flags, then ``--set`` overrides (the last wins)."""
-    flags: dict = {}
-    for dest, key in FLAGS.items():
-        value = getattr(args, dest, None)
-        if value is not None:
-            node = flags
-            *parents, leaf = key.split(".")
-            for part in parents:
-                node = node.setdefault(part, {})
-            node[leaf] = value
-    overrides = getattr(args, "overrides", [])
-    args.overrides = []
-    base = load_settings(args)  # the YAML alone
-    args.overrides = overrides
-    settings = merge(base, flags)
-    if flags.get("encode", {}).get("bundle"):
-        settings.get("encode", {}).pop("preset", None)
-    if flags.get("encode", {}).get("preset"):
-        settings.get("encode", {}).pop("bundle", None)
-    settings = merge(settings, load_settings(argparse.Namespace(config=None, overrides=overrides)))
-    encode = settings.setdefault("encode", {})
-    if not encode.get("bundle") and not encode.get("preset"):  # neither given: the shipped bundle
-        from sweettok_platform.pretrained import default_bundle
-
-        encode["bundle"] = default_bundle()
+    """YAML < ``--set`` < flags (``core.config``); neither bundle nor preset: the shipped bundle."""
+    settings = resolve_settings(args, FLAGS, one_of=(("encode.bundle", "encode.preset"),))
+    with_default_bundle(settings.setdefault("encode", {}))
     return settings
 
 
 def run(args: argparse.Namespace) -> int:
-    from sweettok_platform.data.pipeline import TokenizeJobConfig, tokenize_dataset
+    from sweettok_platform.tokenize.pipeline import TokenizeJobConfig, tokenize_dataset
 
     card = tokenize_dataset(TokenizeJobConfig.from_dict(settings_from_args(args)))
     print(json.dumps({"output": card.output, "rows": card.clips, "files": card.files, "errors": card.files_failed,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from sweettok_platform.config_args import add_config_args, load_settings
+from sweettok_platform.core.config import add_config_args, resolve_settings
 
 EPILOG = """\
 examples:
@@ -37,9 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from sweettok_platform.train import TrainJobConfig, check_job, run_curriculum
 
-    settings = load_settings(args)
-    if args.stage:
-        settings["stages"] = args.stage
+    settings = resolve_settings(args, {"stage": "stages"})
     if "name" not in settings or "storage_path" not in settings:
         raise ValueError("a job needs 'name' and 'storage_path' (in --config YAML or --set name=... )")
     config = TrainJobConfig.from_dict(settings)
@@ -48,12 +46,9 @@ def run(args: argparse.Namespace) -> int:
             state = "done" if plan.done else ("from " + plan.init if plan.init else "chained/fresh")
             print(f"{plan.stage.name}: {plan.stage.steps} steps x {plan.stage.batch_size} per worker ({state})")
         return 0
-    if args.address:
-        import ray
+    from sweettok_platform.core.raytrain.trainer import ensure_ray
 
-        from sweettok_platform.log import RAY_RUNTIME_ENV
-
-        ray.init(address=args.address, runtime_env=RAY_RUNTIME_ENV)
+    ensure_ray(config.use_gpu, args.address)
     uri = run_curriculum(config)
     print(json.dumps({"job": config.name, "result": uri}))
     return 0

@@ -19,7 +19,7 @@ import torch
 
 from sweettok import from_uint8, storage
 from sweettok.metrics import FeatureStats, frame_psnr, frame_ssim, frechet_distance
-from sweettok_platform.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, ClipSpec, MediaError, is_image, resize_frames
+from sweettok_platform.core.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, ClipSpec, MediaError, is_image, resize_frames
 
 SUFFIXES = VIDEO_SUFFIXES + IMAGE_SUFFIXES + (".npy",)
 CHUNK = 32  # frames read and scored at a time

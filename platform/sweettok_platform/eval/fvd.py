@@ -10,8 +10,8 @@ import torch
 
 from sweettok import storage
 from sweettok.metrics import FeatureStats, frechet_distance
-from sweettok_platform.media import VIDEO_SUFFIXES
-from sweettok_platform.media import ClipSpec, MediaError, read_clips_uri
+from sweettok_platform.core.media import VIDEO_SUFFIXES
+from sweettok_platform.core.media import ClipSpec, MediaError, read_clips_uri
 
 
 @dataclass(kw_only=True)

@@ -8,26 +8,14 @@ import json
 from dataclasses import asdict
 from typing import Any, Iterator
 
-import numpy as np
 import pyarrow as pa
 
 from sweettok import storage
-from sweettok_platform.data.pipeline import decode_memory, decode_shard
-from sweettok_platform.data.watchdog import StallWatchdog, cluster_cpus, describe_waits, plan_actor_pool
+from sweettok_platform.core.shards import actor_resources, decode_shard, decode_stage, shard_rows, unpack_clips
+from sweettok_platform.core.watchdog import StallWatchdog, cluster_cpus, describe_waits, plan_actor_pool
 from sweettok_platform.eval.scorer import ClipScorer, ScorerConfig
-from sweettok_platform.log import get_logger
-from sweettok_platform.media import ClipSpec
-
-
-def unpack_clips(meta_json: str, blob: bytes) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
-    """A decoded shard's (meta JSON, frames blob) -> clip metas and uint8 clips (t, h, w, c)."""
-    metas = json.loads(meta_json)
-    clips, offset = [], 0
-    for m in metas:
-        size = int(np.prod(m["shape"]))
-        clips.append(np.frombuffer(blob, np.uint8, size, offset).reshape(m["shape"]))
-        offset += size
-    return metas, clips
+from sweettok_platform.core.log import get_logger
+from sweettok_platform.core.media import ClipSpec
 
 
 def score_decoded(scorer: ClipScorer, row: dict[str, Any]) -> dict[str, Any]:
@@ -53,7 +41,7 @@ class ShardScorer:
                          "partial": pa.array([r["partial"] for r in rows], pa.large_binary())})
 
 
-STALL_S, STALL_FAIL_S = 120.0, 900.0  # as the tokenize job's defaults (data/watchdog.py)
+STALL_S, STALL_FAIL_S = 120.0, 900.0  # as the tokenize job's defaults (core/watchdog.py)
 
 
 def run_ray(shards: dict[int, list], spec: ClipSpec, scorer: ScorerConfig, *, actors: int, num_gpus: float | None,
@@ -62,25 +50,17 @@ def run_ray(shards: dict[int, list], spec: ClipSpec, scorer: ScorerConfig, *, ac
     """Result rows of the shards, in completion order."""
     import ray
 
-    from sweettok_platform.data.pipeline import TokenizeJobConfig
-    from sweettok_platform.data.sources import SourceConfig
-
     if not ray.is_initialized():
         ray.init(address=ray_address, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = progress
     env = storage.storage_env()
     remote = {"runtime_env": {"env_vars": env}} if env else {}
-    rows = [{"shard": i, "items": json.dumps([it.to_dict() for it in items])} for i, items in shards.items()]
-    ds = ray.data.from_items(rows, override_num_blocks=len(rows))
-    sizing = TokenizeJobConfig(source=SourceConfig(), output="-", files_per_shard=files_per_shard)  # for its memory
-    ds = ds.map_batches(decode_shard, batch_size=1, batch_format="pyarrow",
-                        compute=ray.data.TaskPoolStrategy(size=decode_concurrency), num_cpus=1,
-                        memory=decode_memory(sizing, spec), fn_kwargs={"spec": asdict(spec), "timeout_s": timeout_s},
-                        **remote)
-    gpus = num_gpus if num_gpus is not None else (1 if ray.cluster_resources().get("GPU", 0) > 0 else 0)
-    resources = {"num_gpus": gpus} if gpus else {"num_cpus": num_cpus}
+    rows = shard_rows(shards)
+    ds = decode_stage(ray.data.from_items(rows, override_num_blocks=len(rows)), spec, files_per_shard=files_per_shard,
+                      timeout_s=timeout_s, concurrency=decode_concurrency, remote=remote)
+    resources = actor_resources(num_gpus, num_cpus)
     log = get_logger("eval")
-    if not gpus:  # leave decode tasks a CPU, also after a node is lost (data/watchdog.py)
+    if "num_cpus" in resources:  # leave decode tasks a CPU, also after a node is lost (core/watchdog.py)
         actors = plan_actor_pool(actors, num_cpus, 1.0, "actors", log.info)
     ds = ds.map_batches(ShardScorer, batch_size=1, batch_format="pyarrow",
                         compute=ray.data.ActorPoolStrategy(size=actors),
@@ -104,6 +84,6 @@ def run_local(shards: dict[int, list], spec: ClipSpec, scorer: ScorerConfig,
     """The same stages in this process, one shard after the other (no Ray)."""
     model = ClipScorer(scorer)
     for i, items in shards.items():
-        batch = pa.table({"shard": [i], "items": [json.dumps([it.to_dict() for it in items])]})
+        batch = pa.Table.from_pylist(shard_rows({i: items}))
         for part in decode_shard(batch, asdict(spec), timeout_s):
             yield score_decoded(model, part.to_pylist()[0])

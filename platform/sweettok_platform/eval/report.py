@@ -10,7 +10,9 @@ import numpy as np
 
 from sweettok import storage
 from sweettok_platform.eval.config import EvalConfig
-from sweettok_platform.media import ClipSpec, read_clips_uri
+from sweettok_platform.core.media import ClipSpec
+from sweettok_platform.core.sources import open_item
+from sweettok_platform.eval.metrics import METRICS
 
 
 def _png(fig) -> bytes:
@@ -59,7 +61,8 @@ def strips_png(config: EvalConfig, result: dict[str, Any], spec: ClipSpec) -> by
     chosen = picks(result["per_clip"])
     fig, axes = plt.subplots(len(chosen), 1, figsize=(min(2 + spec.frames * 1.2, 24), 2.6 * len(chosen)))
     for ax, (label, row) in zip(np.atleast_1d(axes), chosen):
-        clip = next(c for c in read_clips_uri(row["uri"], spec, name=row["key"]) if c.start == row["clip_start"])
+        opened = open_item(row["uri"], spec, name=row["key"])
+        clip = next(c for c in opened.clips(0, len(opened)) if c.start == row["clip_start"])
         real = rearrange(torch.from_numpy(np.ascontiguousarray(clip.frames)), "t h w c -> 1 c t h w")
         _, fake = scorer.reconstruct(from_uint8(real).to(scorer.device))
         image = torch.cat([rearrange(x[0].cpu(), "c t h w -> h (t w) c") for x in (real, fake)], 0)
@@ -87,7 +90,7 @@ def write_card(config: EvalConfig, result: dict[str, Any], spec: ClipSpec) -> No
         f"| PSNR (dB) | {result['psnr']:.3f} |", f"| SSIM | {result['ssim']:.4f} |",
         f"| mean-colour floor PSNR / SSIM | {result['floor']['psnr']:.3f} / {result['floor']['ssim']:.4f} |",
     ]
-    for metric in ("lpips", "rfvd", "rfid"):
+    for metric in METRICS:
         if metric in result:
             lines.append(f"| {metric} | {result[metric]:.4f} |")
     lines += [f"| tokens per clip | {result['tokens_per_clip']} |", f"| bits per pixel | {result['bits_per_pixel']:.5f} |"]

@@ -11,39 +11,22 @@ from typing import Any, Callable
 
 from sweettok import storage
 from sweettok.metrics import frechet_distance
-from sweettok_platform.data.corpus import plan_shards
-from sweettok_platform.data.sources import list_items
-from sweettok_platform.data.tokenizer import EncodeConfig, describe_tokenizer
-from sweettok_platform.eval.config import WEIGHTED_METRICS, EvalConfig
+from sweettok_platform.core.config import RESOLVED_CONFIG, write_resolved
+from sweettok_platform.core.corpus import ShardStats, plan_shards
+from sweettok_platform.core.shards import Progress
+from sweettok_platform.core.sources import list_items
+from sweettok_platform.core.tokenizer import EncodeConfig, describe_tokenizer
+from sweettok_platform.eval.config import EvalConfig
 from sweettok_platform.eval.conventions import CONVENTIONS, check_weights
+from sweettok_platform.eval.metrics import METRICS
 from sweettok_platform.eval.pipeline import run_local, run_ray
 from sweettok_platform.eval.scorer import Partial, ScorerConfig, file_sha256
-from sweettok_platform.log import get_logger
+from sweettok_platform.core.log import get_logger
 
 SCHEMA_VERSION = 1
 
 
 _log = get_logger("eval").info
-
-
-class Progress:
-    """Prints shards done, clips/s and errors while the job runs (as tokenize does)."""
-
-    def __init__(self, total: int, log: Callable[[str], None], every_s: float = 2.0) -> None:
-        self.total, self.log, self.every_s = total, log, every_s
-        self.start = self.last = time.perf_counter()
-        self.shards = self.clips = self.errors = 0
-
-    def update(self, clips: int, errors: int, shard_done: bool = True) -> None:
-        self.shards += shard_done
-        self.clips += clips
-        self.errors += errors
-        now = time.perf_counter()
-        if now - self.last >= self.every_s or (shard_done and self.shards == self.total):
-            self.last = now
-            dt = max(now - self.start, 1e-9)
-            self.log(f"shards {self.shards}/{self.total}  clips {self.clips} ({self.clips / dt:.1f} clips/s)  "
-                     f"errors {self.errors}  {dt:.1f}s")
 
 
 def _mean(values: list[float]) -> float:
@@ -70,7 +53,7 @@ def evaluate(config: EvalConfig, log: Callable[[str], None] = _log) -> dict[str,
     shards = dict(enumerate(plan_shards(items, config.files_per_shard)))
     scorer = ScorerConfig(bundle=config.bundle, preset=config.preset, seed=config.seed,
                           teacher_only=config.teacher_only, batch_size=config.batch_size,
-                          lpips_vgg=config.lpips_vgg, i3d=config.i3d, inception=config.inception,
+                          weights=config.weights,
                           threads=max(1, int(config.num_cpus)))
     log(f"{len(items)} files in {len(shards)} shards, {spec.frames}x{spec.height}x{spec.width} clips "
         f"({spec.policy}), {'in process' if config.in_process else f'{config.actors} actors'} -> {config.output}")
@@ -82,10 +65,18 @@ def evaluate(config: EvalConfig, log: Callable[[str], None] = _log) -> dict[str,
                        decode_concurrency=config.decode_concurrency, progress=config.progress,
                        ray_address=config.ray_address)
     progress = Progress(len(shards), log)
+    staged: dict[int, tuple[int, int]] = {}  # clips and errors of shards whose parts are not all in
     results = {}
     for row in rows:
         results[row["shard"], row["part"]] = row  # a part Ray sent twice (a retried decode task) counts once
-        progress.update(len(json.loads(row["clips"])), len(json.loads(row["errors"])), shard_done=row["parts"] > 0)
+        clips, errors = len(json.loads(row["clips"])), len(json.loads(row["errors"]))
+        before = staged.pop(row["shard"], (0, 0))
+        if row["parts"] > 0:  # the shard's last part
+            progress.update(ShardStats(shard=row["shard"], files=row["files"], clips=before[0] + clips,
+                                       errors=before[1] + errors))
+        else:
+            staged[row["shard"]] = (before[0] + clips, before[1] + errors)
+            progress.part(row["shard"], clips)
     seconds = time.perf_counter() - start
     ordered = [results[i] for i in sorted(results)]  # a fixed merge order: the same float sums on a rerun
     uris = {it.key: it.uri for it in items}
@@ -99,6 +90,7 @@ def evaluate(config: EvalConfig, log: Callable[[str], None] = _log) -> dict[str,
     result["seconds"] = round(seconds, 3)
     result["clips_per_s"] = round(len(clips) / seconds, 3) if seconds else 0.0
     storage.write_bytes(storage.join(config.output, "eval.json"), (json.dumps(result, indent=2) + "\n").encode())
+    write_resolved(storage.join(config.output, RESOLVED_CONFIG), config)
     from sweettok_platform.eval.report import write_card
 
     write_card(config, result, spec)
@@ -139,23 +131,23 @@ def summarize(config: EvalConfig, info, spec, clips: list[dict], errors: list[di
         "bits_per_pixel": _mean(bits),
     }
     notes = {}
-    if "lpips" in clips[0]:
-        result["lpips"] = _mean([c["lpips"] for c in clips])
-    for metric in ("rfvd", "rfid"):
-        real, fake = partial.features.get(f"{metric}_real"), partial.features.get(f"{metric}_fake")
-        if real is not None and real.count >= 2:
-            result[metric] = round(frechet_distance(real, fake), 4)
-            result[f"{metric}_samples"] = real.count
-        elif real is not None:
-            notes[metric] = f"left out: {real.count} feature vectors, a covariance needs at least 2"
-    for metric, setting in WEIGHTED_METRICS.items():
-        if getattr(config, setting) is None:
-            notes[metric] = f"left out: no weights (set {setting}, --{setting.replace('_', '-')} PATH_OR_URI)"
+    for name, metric in METRICS.items():
+        if not config.weights.get(metric.setting):
+            notes[name] = f"left out: no weights (set {metric.setting}, --{metric.setting.replace('_', '-')} PATH_OR_URI)"
+        elif metric.per_clip is not None:
+            result[name] = _mean([c[name] for c in clips])
+        else:
+            real, fake = partial.features.get(f"{name}_real"), partial.features.get(f"{name}_fake")
+            if real is not None and real.count >= 2:
+                result[name] = round(frechet_distance(real, fake), 4)
+                result[f"{name}_samples"] = real.count
+            elif real is not None:
+                notes[name] = f"left out: {real.count} feature vectors, a covariance needs at least 2"
     result["notes"] = notes
     result["conventions"] = {k: v for k, v in CONVENTIONS.items() if k in result or k in ("psnr", "ssim", "floor")}
-    result["weights"] = {s: {"uri": uri, "sha256": file_sha256(uri)} for s, uri in config.weights().items()}
+    result["weights"] = {s: {"uri": uri, "sha256": file_sha256(uri)} for s, uri in config.weights.items() if uri}
     result["errors"] = [{"uri": e["uri"], "source": e["source"], "reason": e["reason"]} for e in errors]
     result["per_clip"] = [{"uri": uris.get(c["key"], c["key"]), "key": c["key"], "clip_start": c["clip_start"],
-                           **{k: round(c[k], 6) for k in ("psnr", "ssim", "floor_psnr", "floor_ssim", "lpips") if k in c}}
+                           **{k: round(c[k], 6) for k in ("psnr", "ssim", "floor_psnr", "floor_ssim", *METRICS) if k in c}}
                           for c in clips]
     return result

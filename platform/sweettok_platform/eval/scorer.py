@@ -19,7 +19,8 @@ from einops import rearrange
 
 from sweettok import from_uint8, to_uint8
 from sweettok.metrics import CodeCounts, FeatureStats, frame_psnr, frame_ssim, mean_colour
-from sweettok_platform.data.tokenizer import EncodeConfig, load_tokenizer
+from sweettok_platform.core.tokenizer import EncodeConfig, load_tokenizer
+from sweettok_platform.eval.metrics import METRICS
 
 
 @dataclass
@@ -27,7 +28,7 @@ class Partial:
     """Sums over some clips, merged by ``+`` (in a fixed order, so reruns give the same float sums)."""
 
     codes: CodeCounts
-    features: dict[str, FeatureStats] = field(default_factory=dict)  # "rfvd_real", "rfvd_fake", "rfid_..."
+    features: dict[str, FeatureStats] = field(default_factory=dict)  # "<metric>_real", "<metric>_fake"
 
     def __add__(self, other: "Partial") -> "Partial":
         return Partial(self.codes + other.codes, {k: v + other.features[k] for k, v in self.features.items()})
@@ -90,9 +91,7 @@ class ScorerConfig:
     seed: int = 0
     teacher_only: bool = False
     batch_size: int = 8
-    lpips_vgg: str | None = None
-    i3d: str | None = None
-    inception: str | None = None
+    weights: dict[str, str] = field(default_factory=dict)  # metric weights setting -> uri (eval.metrics)
     threads: int | None = None  # torch threads on CPU (None: leave as is)
 
 
@@ -106,19 +105,8 @@ class ClipScorer:
             torch.set_num_threads(config.threads)
         model = load_tokenizer(EncodeConfig(bundle=config.bundle, preset=config.preset, seed=config.seed))
         self.model = model.to(self.device).eval()
-        self.lpips = self.i3d = self.inception = None
-        if config.lpips_vgg:
-            from sweettok.metrics.lpips_vgg import load_lpips
-
-            self.lpips = load_lpips(local_weights(config.lpips_vgg)).to(self.device)
-        if config.i3d:
-            from sweettok.metrics.i3d import load_i3d
-
-            self.i3d = load_i3d(local_weights(config.i3d)).to(self.device)
-        if config.inception:
-            from sweettok.metrics.inception import load_inception
-
-            self.inception = load_inception(local_weights(config.inception)).to(self.device)
+        self.nets = {m.name: m.load(local_weights(config.weights[m.setting])).to(self.device)
+                     for m in METRICS.values() if config.weights.get(m.setting)}
 
     # ---- the tokenizer's view ----------------------------------------------------------------------
     def code_sizes(self) -> dict[str, int]:
@@ -142,12 +130,8 @@ class ClipScorer:
 
     # ---- scoring -------------------------------------------------------------------------------------
     def empty(self) -> Partial:
-        features = {}
-        if self.i3d is not None:
-            features.update(rfvd_real=FeatureStats.empty(self.i3d.dim), rfvd_fake=FeatureStats.empty(self.i3d.dim))
-        if self.inception is not None:
-            features.update(rfid_real=FeatureStats.empty(self.inception.dim),
-                            rfid_fake=FeatureStats.empty(self.inception.dim))
+        features = {f"{name}_{side}": FeatureStats.empty(net.dim) for name, net in self.nets.items()
+                    if METRICS[name].frechet for side in ("real", "fake")}
         return Partial(CodeCounts.empty(self.code_sizes()), features)
 
     @torch.no_grad()
@@ -160,14 +144,15 @@ class ClipScorer:
         floor = mean_colour(real)
         out = {"psnr": frame_psnr(real, fake).mean(1), "ssim": frame_ssim(real, fake).mean(1),
                "floor_psnr": frame_psnr(real, floor).mean(1), "floor_ssim": frame_ssim(real, floor).mean(1)}
-        if self.lpips is not None:
-            out["lpips"] = self.lpips(from_uint8(real), from_uint8(fake)).double()
-        if self.i3d is not None and real.shape[2] > 1:
-            partial.features["rfvd_real"].add(self.i3d(real))
-            partial.features["rfvd_fake"].add(self.i3d(fake))
-        if self.inception is not None:
-            partial.features["rfid_real"].add(self.inception(rearrange(real, "b c t h w -> (b t) c h w")))
-            partial.features["rfid_fake"].add(self.inception(rearrange(fake, "b c t h w -> (b t) c h w")))
+        for name, net in self.nets.items():
+            metric = METRICS[name]
+            if metric.per_clip is not None:
+                out[name] = metric.per_clip(net, real, fake)
+            if metric.features is not None:
+                for side, clips in (("real", real), ("fake", fake)):
+                    rows = metric.features(net, clips)
+                    if rows is not None:
+                        partial.features[f"{name}_{side}"].add(rows)
         return [{k: float(v[i]) for k, v in out.items()} for i in range(real.shape[0])]
 
     def score(self, clips: list[np.ndarray]) -> tuple[list[dict[str, float]], Partial]:

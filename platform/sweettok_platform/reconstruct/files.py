@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from sweettok import SweetTokenizer, from_uint8, storage, to_uint8
-from sweettok_platform.media import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, ClipSpec, MediaError, VideoWindows, is_image,
+from sweettok_platform.core.media import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, ClipSpec, MediaError, VideoWindows, is_image,
                                      open_clips_uri)
 from sweettok_platform.reconstruct.writer import OutputWriter
 
@@ -199,10 +199,10 @@ class Reconstructor:
 
 
 def load_model(config: ReconstructConfig) -> SweetTokenizer:
-    from sweettok_platform.data.tokenizer import build_tokenizer
+    from sweettok_platform.core.tokenizer import build_tokenizer
 
     if config.bundle is None and config.preset is None:
-        from sweettok_platform.pretrained import default_bundle
+        from sweettok_platform.core.bundles import default_bundle
 
         return build_tokenizer(default_bundle())
     return build_tokenizer(config.bundle, config.preset, config.seed)

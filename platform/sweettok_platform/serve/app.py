@@ -23,7 +23,7 @@ from ray import serve
 from ray.exceptions import RayActorError
 from ray.serve.handle import DeploymentHandle
 
-from sweettok_platform.media import ClipSpec, encode_media
+from sweettok_platform.core.media import ClipSpec, encode_media
 from sweettok_platform.serve import schemas
 from sweettok_platform.serve.api import (
     CONTROL_HEADROOM, DECODE_BODY, ENCODE_BODY, ERRORS, MEDIA_TYPES, ApiKey, error_cause, off_loop, parse_json, api,

@@ -1,6 +1,6 @@
 """Request bodies -> uint8 clips for the model: uploaded videos/images, pre-decoded ``.npy`` frames, S3 URIs.
 
-Clips are cut exactly as the batch job cuts them (``sweettok_platform.media``: ``read_clips``,
+Clips are cut exactly as the batch job cuts them (``sweettok_platform.core.media``: ``read_clips``,
 ``clip_starts``, ``resize_frames``). ``decode_upload`` runs inside the decoding sandbox (a separate
 process with time and memory limits) because it parses untrusted container formats; ``.npy`` frames are
 parsed in-process from their header (checked against the limits first) and raw bytes, never unpickled.
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sweettok_platform.media import ClipSpec, MediaError, clip_starts, read_clips, resize_frames
-from sweettok_platform.probe import frame_size
+from sweettok_platform.core.media import ClipSpec, MediaError, clip_starts, read_clips, resize_frames
+from sweettok_platform.core.probe import frame_size
 from sweettok_platform.serve.limits import LimitsConfig, RequestError, check_clips, check_frames
 
 VIDEO_TYPES = {

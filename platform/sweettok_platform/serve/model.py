@@ -18,7 +18,7 @@ import torch
 from ray import serve
 
 from sweettok import ClipError, SweetTokenizer, from_uint8, to_uint8
-from sweettok_platform.data.tokenizer import build_tokenizer
+from sweettok_platform.core.tokenizer import build_tokenizer
 from sweettok_platform.serve.config import ServeConfig
 
 

@@ -3,7 +3,7 @@
 Each worker is ``python -m sweettok_platform.serve.sandbox``. The replica sends it a file and the clip
 settings (a JSON header and the file's bytes); the worker answers with raw uint8 clips whose shape the
 replica checks before reading them, or with a refusal (status, reason). No pickles either way
-(``sweettok_platform.sandboxing``), so a decoder exploit stays in the worker. The worker's data segment is
+(``sweettok_platform.core.sandboxing``), so a decoder exploit stays in the worker. The worker's data segment is
 capped (``decoder_memory_bytes``): a file that would make the decoder allocate more is refused. A call
 that runs past the time limit gets its worker killed and replaced (422 to the caller); a worker that dies
 (a decoder crash) or sends a malformed answer is replaced the same way. The replica never runs a decoder.
@@ -19,8 +19,8 @@ import sys
 
 import numpy as np
 
-from sweettok_platform import sandboxing as wire
-from sweettok_platform.media import ClipSpec
+from sweettok_platform.core import sandboxing as wire
+from sweettok_platform.core.media import ClipSpec
 from sweettok_platform.serve.inputs import Clips, decode_upload
 from sweettok_platform.serve.limits import LimitsConfig, RequestError
 

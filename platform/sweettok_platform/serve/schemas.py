@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from sweettok_platform.media import ClipPolicy, ResizePolicy  # the same choices as encode and the batch job
+from sweettok_platform.core.media import ClipPolicy, ResizePolicy  # the same choices as encode and the batch job
 
 
 class EncodeOptions(BaseModel):

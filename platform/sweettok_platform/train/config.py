@@ -15,21 +15,13 @@ from sweettok import storage
 from sweettok.config import TokenizerConfig, build_dataclass, merge_dicts, preset
 from sweettok.train.config import STAGE_NAMES, StageConfig, stage_presets
 from sweettok.typed import build
-
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-
-
-PLACEMENT_STRATEGIES = ("SPREAD", "PACK", "STRICT_SPREAD", "STRICT_PACK")  # Ray placement group strategies
-
-
-def check_placement(strategy: str) -> None:
-    if strategy not in PLACEMENT_STRATEGIES:
-        raise ValueError(f"placement_strategy must be one of {list(PLACEMENT_STRATEGIES)}, got {strategy!r}")
-
+from sweettok_platform.core.sources import SourceConfig
+from sweettok_platform.core.raytrain.config import FaultConfig, RunResources, absolute, check_run_name
 
 @dataclass(kw_only=True)
 class DatasetConfig:
-    """Where clips come from. ``paths``: video/image files, directories or glob patterns (local).
+    """Where clips come from. ``source``: any source kind (``core.sources``; default ``paths``: local video/image
+    files, directories or glob patterns), read from local (or mounted) storage.
 
     Video stages cut ``frames``-long windows every ``stride`` frames (default: no overlap); the image
     stage (stage 1) takes single frames every ``image_stride`` frames of the videos, plus any image files.
@@ -39,7 +31,7 @@ class DatasetConfig:
     later epochs, restarts and stages read instead of decode; disk then grows with the dataset.
     """
 
-    paths: list[str] = field(default_factory=list)
+    source: SourceConfig = field(default_factory=lambda: SourceConfig(kind="paths"))
     stride: int | None = None
     image_stride: int | None = None
     # cap on clips (whole dataset, before sharding), spread over the files; it also caps the files indexed
@@ -75,17 +67,7 @@ class ModelSpec:
 
 
 @dataclass(kw_only=True)
-class FaultConfig:
-    """Fault injection for recovery tests: rank 0 exits hard at the start of ``step`` of ``stage``,
-    once (``marker`` is created first; a later attempt that finds it goes on)."""
-
-    stage: str
-    step: int
-    marker: str
-
-
-@dataclass(kw_only=True)
-class TrainJobConfig:
+class TrainJobConfig(RunResources):
     """One training job. ``stages`` lists the stages to run, in curriculum order."""
 
     name: str
@@ -95,21 +77,7 @@ class TrainJobConfig:
     stages: list[str] = field(default_factory=lambda: list(STAGE_NAMES))
     stage_preset: str = "tiny"  # "paper" | "tiny": sweettok.train.config presets
     stage_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # {"stage1": {"steps": 10}}
-    num_workers: int = 2
-    use_gpu: bool = False
-    gpus_per_worker: float = 1.0
-    cpus_per_worker: float = 1.0
-    # how Ray places the workers: SPREAD (default) puts them on different nodes where they fit, else packs;
-    # PACK fills a node first; STRICT_* refuse to run otherwise
-    placement_strategy: str = "SPREAD"
-    zero_stage: int = 2
-    precision: str = "auto"  # auto: the stage's precision on GPU, fp32 on CPU
     checkpoint_every: int | None = None  # steps; None: the stage config's value
-    keep_checkpoints: int = 2
-    max_failures: int = 3
-    log_every: int = 10  # console line every N steps (rank 0)
-    log_dir: str | None = None  # local dir for metrics.jsonl + loss PNGs; default ./runs/<name>
-    seed: int = 0
     init: str | None = None  # checkpoint dir or bundle to start the first listed stage from
     # take only the weights under this prefix from ``init`` (e.g. "teacher.": a shared stage-0 teacher for
     # models that differ elsewhere); the rest starts fresh. None: ``init`` must match the whole model.
@@ -119,27 +87,16 @@ class TrainJobConfig:
     # torchvision-format ConvNeXt-S (convnext_small IMAGENET1K_V1) state dict, for stages with
     # perceptual: convnext_logits (the release's perceptual loss); such a job refuses to start without it
     convnext_weights: str | None = None
-    fault: FaultConfig | None = None
 
     def __post_init__(self) -> None:
-        if not self.name or "/" in self.name:
-            raise ValueError(f"name must be a non-empty run name without '/', got {self.name!r}")
+        check_run_name(self.name)
         unknown = [s for s in self.stages if s not in STAGE_NAMES]
         if unknown or not self.stages:
             raise ValueError(f"stages must be a non-empty list of {list(STAGE_NAMES)}, got {self.stages}")
         order = [STAGE_NAMES.index(s) for s in self.stages]
         if order != sorted(set(order)):
             raise ValueError(f"stages must be listed once each, in curriculum order, got {self.stages}")
-        if self.zero_stage not in (0, 1, 2):
-            raise ValueError(f"zero_stage must be 0, 1 or 2 (ZeRO-3 is not supported: EMA needs full weights), "
-                             f"got {self.zero_stage}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if not self.use_gpu and self.precision in ("fp16", "bf16"):
-            raise ValueError(f"precision {self.precision} needs use_gpu: true; CPU training runs in fp32")
-        if self.num_workers < 1:
-            raise ValueError(f"num_workers must be >= 1, got {self.num_workers}")
-        check_placement(self.placement_strategy)
+        super().__post_init__()
         bad = set(self.stage_overrides) - set(STAGE_NAMES)
         if bad:
             raise ValueError(f"stage_overrides names unknown stages {sorted(bad)}; expected {list(STAGE_NAMES)}")
@@ -183,23 +140,21 @@ class TrainJobConfig:
     def with_absolute_paths(self) -> "TrainJobConfig":
         """A copy with local paths made absolute: workers run in another working directory."""
         import copy
-        import os
-
-        def fix(path: str | None) -> str | None:
-            return path if path is None or storage.is_remote(path) else os.path.abspath(os.path.expanduser(path))
 
         out = copy.deepcopy(self)
-        out.storage_path = fix(self.storage_path)
+        out.storage_path = absolute(self.storage_path)  # type: ignore[assignment]
         out.log_dir = self.local_log_dir()
-        out.init, out.export, out.lpips_vgg_weights = fix(self.init), fix(self.export), fix(self.lpips_vgg_weights)
-        out.convnext_weights = fix(self.convnext_weights)
-        out.dataset.paths = [fix(p) for p in self.dataset.paths]
-        out.dataset.cache_dir = fix(self.dataset.cache_dir)
+        out.init, out.export = absolute(self.init), absolute(self.export)
+        out.lpips_vgg_weights = absolute(self.lpips_vgg_weights)
+        out.convnext_weights = absolute(self.convnext_weights)
+        out.dataset.source.paths = [absolute(p) or p for p in self.dataset.source.paths]
+        out.dataset.source.root = absolute(self.dataset.source.root) or ""
+        out.dataset.cache_dir = absolute(self.dataset.cache_dir)
         for section in ("teacher", "quantizer"):
             key = "checkpoint" if section == "teacher" else "codebook"
             node = out.model.overrides.get(section)
             if isinstance(node, dict) and node.get(key):
-                node[key] = fix(node[key])
+                node[key] = absolute(node[key])
         return out
 
     def to_dict(self) -> dict[str, Any]:

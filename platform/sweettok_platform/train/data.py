@@ -17,8 +17,8 @@ has consumed, saved in every checkpoint.
 
 from __future__ import annotations
 
-import glob
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -32,7 +32,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sweettok_platform.media import ClipSpec, MediaError, clip_starts, is_image, is_video, read_image, resize_frames
+from sweettok import storage
+from sweettok_platform.core.media import ClipSpec, MediaError, clip_starts, is_image, read_image, resize_frames
+from sweettok_platform.core.sources import Item, backing_file, list_items, read_item
 from sweettok_platform.train import index as dataset_index
 from sweettok_platform.train.config import DatasetConfig
 
@@ -46,29 +48,16 @@ class ClipRef:
     frames: int
 
 
-def resolve_paths(paths: list[str]) -> list[str]:
-    """Files, directories (searched recursively) and glob patterns -> sorted media files.
-
-    Raises FileNotFoundError naming the entry that matched nothing."""
-    if not paths:
-        raise FileNotFoundError("dataset.paths is empty: list video/image files, directories or globs")
-    out: set[str] = set()
-    for entry in paths:
-        if "://" in entry:
-            raise ValueError(f"dataset path {entry!r}: training reads local (or mounted) files only")
-        if os.path.isdir(entry):
-            found = [os.path.join(r, f) for r, _, fs in os.walk(entry) for f in fs]
-        elif any(ch in entry for ch in "*?["):
-            found = glob.glob(entry, recursive=True)
-        elif os.path.isfile(entry):
-            found = [entry]
-        else:
-            raise FileNotFoundError(f"dataset path does not exist: {entry}")
-        media = [os.path.abspath(f) for f in found if is_video(f) or is_image(f)]
-        if not media:
-            raise FileNotFoundError(f"dataset path {entry} holds no video or image files")
-        out.update(media)
-    return sorted(out)
+def dataset_files(dataset: DatasetConfig) -> list[str]:
+    """The uris of the dataset's media (``dataset.source``, any source kind), in its stable order; training
+    reads local (or mounted) storage only."""
+    uris = [item.uri for item in list_items(dataset.source)]
+    remote = next((u for u in uris if storage.is_remote(backing_file(u))), None)
+    if remote is not None:
+        raise ValueError(f"dataset.source: {remote}: training reads local (or mounted) files only")
+    if not uris:
+        raise FileNotFoundError(f"dataset.source lists no files ({dataset.source.kind})")
+    return uris
 
 
 def list_clips(files: list[str], frames: int, stride: int, max_clips: int | None = None) -> list[ClipRef]:
@@ -118,7 +107,7 @@ class ClipDecoder:
         self._lock = threading.Lock()
 
     def _helper_for(self, frames: int):
-        from sweettok_platform.data.decode import TimedDecoder
+        from sweettok_platform.core.decode import TimedDecoder
 
         helpers = self._local.__dict__.setdefault("helpers", {})
         if frames not in helpers:
@@ -137,7 +126,7 @@ class ClipDecoder:
             helper.close()
 
     def _key(self, ref: ClipRef) -> str:
-        st = os.stat(ref.path)
+        st = os.stat(backing_file(ref.path))
         raw = json.dumps([ref.path, st.st_size, int(st.st_mtime), ref.start, ref.frames,
                           self.spec.height, self.spec.width, self.spec.resize])
         return os.path.join(str(self.root), hashlib.sha1(raw.encode()).hexdigest() + ".npy")
@@ -166,17 +155,16 @@ class ClipDecoder:
 
     def _decode(self, ref: ClipRef) -> np.ndarray:
         if is_image(ref.path):
-            return read_image(ref.path, self.spec).frames
+            return read_image(read_item(ref.path), self.spec).frames
         if self.helper:
-            from sweettok_platform.data.sources import Item
-
             result = self._helper_for(ref.frames).group(Item(uri=ref.path, key=ref.path), ref.start, 1)
             if result.error is not None or len(result.clips) != 1 or result.clips[0].start != ref.start:
                 raise MediaError(result.error or f"no clip at frame {ref.start}")
             return result.clips[0].frames
         import decord
 
-        reader = decord.VideoReader(ref.path, num_threads=1)
+        source = read_item(ref.path)
+        reader = decord.VideoReader(io.BytesIO(source) if isinstance(source, bytes) else source, num_threads=1)
         raw = reader.get_batch(list(range(ref.start, ref.start + ref.frames))).asnumpy()
         return resize_frames(raw, self.spec)
 
@@ -276,9 +264,9 @@ def worker_loader(
     batch_size: int, rank: int, world: int, seed: int, index: dataset_index.DatasetIndex | None = None,
 ) -> ShardedClipLoader:
     """This worker's loader: clips of ``frames`` frames (or single frames when ``images``), cut from
-    ``index`` (default: the files of ``dataset.paths``, probed now)."""
+    ``index`` (default: the files of ``dataset.source``, probed now)."""
     if index is None:
-        files = dataset_index.capped(resolve_paths(dataset.paths), dataset.max_clips)
+        files = dataset_index.capped(dataset_files(dataset), dataset.max_clips)
         index = dataset_index.DatasetIndex(dataset_index.build(files, parallel=False))
     if images:
         refs = clips_from_index(index, 1, dataset.image_stride or frames, dataset.max_clips)

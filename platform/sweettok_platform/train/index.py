@@ -8,7 +8,7 @@ file again, and a changed dataset gets a new index. The driver builds it (with R
 it to cut its own clips: no worker opens a file only to count its frames.
 
 Frame counts and sizes come from the container header where it says (MP4/MOV sample table and ``mdhd``;
-see ``sweettok_platform.probe``); other containers are opened with decord. Files that cannot be read are
+see ``sweettok_platform.core.probe``); other containers are opened with decord. Files that cannot be read are
 left out and counted.
 """
 
@@ -27,8 +27,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sweettok import storage
-from sweettok_platform.log import get_logger
-from sweettok_platform.media import is_image
+from sweettok_platform.core.log import get_logger
+from sweettok_platform.core.media import is_image
+from sweettok_platform.core.sources import backing_file, read_item
 
 SCHEMA = pa.schema([
     ("path", pa.string()),
@@ -44,7 +45,7 @@ log = get_logger("train")
 
 @dataclass(frozen=True)
 class DatasetIndex:
-    """The indexed files, in the sorted order of ``resolve_paths``, and where the index is stored."""
+    """The indexed files, in the order of the dataset's source listing, and where the index is stored."""
 
     table: pa.Table
     uri: str | None = None
@@ -80,7 +81,7 @@ def fingerprint(files: list[str]) -> str:
     """16 hex digits over every file's path, size and modification time."""
     digest = hashlib.sha1()
     for path in files:
-        st = os.stat(path)
+        st = os.stat(backing_file(path))
         digest.update(json.dumps([path, st.st_size, st.st_mtime_ns]).encode())
     return digest.hexdigest()[:16]
 
@@ -90,21 +91,24 @@ def probe_file(path: str) -> dict:
     file cannot be read."""
     row = {"path": path, "frames": 0, "fps": 0.0, "height": 0, "width": 0}
     try:
+        source = read_item(path)  # a path, or a tar member's bytes
         if is_image(path):
             from PIL import Image
 
-            with Image.open(path) as image:  # reads the header only
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:  # reads the header only
                 row.update(frames=1, width=image.width, height=image.height)
             return row
-        from sweettok_platform.probe import frame_size, video_timing
+        from sweettok_platform.core.probe import frame_size, video_timing
 
-        timing, size = video_timing(path), frame_size(path)
+        timing = video_timing(source) if isinstance(source, str) else None
+        size = frame_size(source)
         if timing is not None and size is not None:
             row.update(frames=timing[0], fps=timing[1], width=size[0], height=size[1])
             return row
         import decord
 
-        reader = decord.VideoReader(path, num_threads=1)  # counts by reading the whole file
+        # counts by reading the whole file
+        reader = decord.VideoReader(io.BytesIO(source) if isinstance(source, bytes) else source, num_threads=1)
         height, width = reader[0].shape[:2] if len(reader) else (0, 0)
         row.update(frames=len(reader), fps=float(reader.get_avg_fps()), height=height, width=width)
     except Exception:  # noqa: BLE001 - any failure to read a file leaves it out of the index (frames 0)

@@ -13,15 +13,16 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from sweettok import storage
 from sweettok.train.config import STAGE_NAMES, StageConfig
-from sweettok_platform.log import RAY_RUNTIME_ENV, get_logger
-from sweettok_platform.train import checkpoint as ck
+from sweettok_platform.core.config import RESOLVED_CONFIG, write_resolved
+from sweettok_platform.core.log import get_logger
+from sweettok_platform.core.raytrain import checkpoint as ck
+from sweettok_platform.core.raytrain.trainer import clear_stale_logs, ensure_ray, fit_run
 from sweettok_platform.train.config import TrainJobConfig
 from sweettok_platform.train import index as dataset_index
-from sweettok_platform.train.data import clips_from_index, resolve_paths
+from sweettok_platform.train.data import clips_from_index, dataset_files
 
 
 
@@ -74,7 +75,7 @@ def check_job(config: TrainJobConfig) -> list[StagePlan]:
         if not codebook or not storage.exists(codebook):
             raise FileNotFoundError(f"language codebook does not exist: {codebook}")
 
-    files = dataset_index.capped(resolve_paths(config.dataset.paths), config.dataset.max_clips)
+    files = dataset_index.capped(dataset_files(config.dataset), config.dataset.max_clips)
     index = dataset_index.load_or_build(files, config.index_uri())  # stored once checked; reruns reuse it
     patch = model_config.patch
     for name in config.stages:
@@ -85,7 +86,8 @@ def check_job(config: TrainJobConfig) -> list[StagePlan]:
         count = len(clips_from_index(stage_index, frames, stride, config.dataset.max_clips))
         if count < config.num_workers:
             kind = "images" if images else f"{frames}-frame clips"
-            raise ValueError(f"{name}: the dataset {config.dataset.paths} yields {count} {kind}, "
+            where = config.dataset.source.paths or config.dataset.source.root
+            raise ValueError(f"{name}: the dataset {where} yields {count} {kind}, "
                              f"fewer than num_workers={config.num_workers}")
 
     plans: list[StagePlan] = []
@@ -147,40 +149,6 @@ def check_perceptual_trunk(config: TrainJobConfig, preset_name: str, stages: dic
             )
 
 
-def torch_trainer(worker: Any, plan: Any, job: Any, *, name: str, env: dict[str, str]) -> Any:
-    """The ``TorchTrainer`` every training run of the project uses: ``job``'s workers and resources, gloo on
-    CPU (DeepSpeed's CPU accelerator) or nccl on GPU, checkpoints and failure retries under
-    ``job.storage_path``, and Ray Train's own console lines at WARNING (its INFO lines repeat each step's
-    metrics dict; the project's progress lines are INFO and stay)."""
-    from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchConfig, TorchTrainer
-
-    env = dict(env)
-    if not job.use_gpu:
-        env["DS_ACCELERATOR"] = "cpu"
-    resources = {"CPU": job.cpus_per_worker, **({"GPU": job.gpus_per_worker} if job.use_gpu else {})}
-    storage_path, fs = job.storage_path, None
-    if storage_path.startswith("s3://"):
-        # keys in the driver's environment are pinned so the pickled filesystem works in Ray Train's
-        # controller and workers; without keys (instance roles, IRSA) each process uses its default chain
-        fs, storage_path = storage.s3_filesystem(pin_keys=True), storage_path[len("s3://"):]
-    return TorchTrainer(
-        worker,
-        train_loop_config={"plan": plan},
-        scaling_config=ScalingConfig(num_workers=job.num_workers, use_gpu=job.use_gpu,
-                                     resources_per_worker=resources, placement_strategy=job.placement_strategy),
-        torch_config=TorchConfig(backend="nccl" if job.use_gpu else "gloo"),
-        run_config=RunConfig(
-            name=name, storage_path=storage_path, storage_filesystem=fs,
-            failure_config=FailureConfig(max_failures=job.max_failures),
-            checkpoint_config=CheckpointConfig(num_to_keep=max(1, job.keep_checkpoints)),
-            worker_runtime_env={"env_vars": env, **RAY_RUNTIME_ENV},
-            logging_config=LoggingConfig(log_level="WARNING"),
-        ),
-    )
-
-
-
 def run_stage(
     config: TrainJobConfig, stage: StageConfig, init: str | None, init_prefix: str | None = None,
     dataset_index: str | None = None,
@@ -188,50 +156,24 @@ def run_stage(
     """Run (or resume) one stage as a Ray Train run; returns its final checkpoint."""
     import ray
 
-    config = config.with_absolute_paths()
     from sweettok_platform.train.loop import WorkerPlan, train_worker
 
+    config = config.with_absolute_paths()
     model_config = config.model.build()
     log_dir = os.path.join(config.local_log_dir(), stage.name)
-    if ck.latest_committed(config.stage_uri(stage.name), config.num_workers) is None:
-        for name in ("metrics.jsonl", "executed.jsonl"):  # a fresh start: no rows from an older run
-            if os.path.exists(os.path.join(log_dir, name)):
-                os.remove(os.path.join(log_dir, name))
+    clear_stale_logs(config.stage_uri(stage.name), config.num_workers, log_dir)
     init_ref = ray.put(storage.read_bytes(init)) if init else None
     plan = WorkerPlan(job=config, stage=stage, model_config=model_config.to_dict(), init_weights=init_ref,
                       init_prefix=init_prefix,
                       live_metrics=os.path.join(log_dir, "metrics.jsonl"), dataset_index=dataset_index)
     env = storage.storage_env() if config.storage_path.startswith("s3://") else {}
-    trainer = torch_trainer(train_worker, plan, config, name=config.run_name(stage.name), env=env)
-    from sweettok_platform.train.integrity import drop_stale_ray_snapshot
-
-    if drop_stale_ray_snapshot(config.stage_uri(stage.name)):
-        log.warning(f"{stage.name}: Ray's run snapshot listed a removed checkpoint; resuming from the checkpoints on storage")
-    started = time.perf_counter()
-    log.info(f"{stage.name}: {stage.steps} steps on {config.num_workers} workers -> {config.stage_uri(stage.name)}")
-    try:
-        trainer.fit()
-    except Exception as e:  # Ray's "Training failed due to worker errors:" -> the first worker's exception
-        from sweettok_platform.train.integrity import root_cause
-
-        raise RuntimeError(f"{stage.name} failed: {root_cause(e)}") from e
-    _prune(config, stage)
-    final = storage.join(config.stage_uri(stage.name), f"step_{stage.steps:08d}")
-    if not storage.exists(storage.join(final, ck.WEIGHTS)):
-        raise RuntimeError(f"{stage.name} ended without its final checkpoint {final}")
+    write_resolved(storage.join(config.stage_uri(stage.name), RESOLVED_CONFIG), {"job": config, "stage": stage})
+    final = fit_run(train_worker, plan, config, name=config.run_name(stage.name), run_uri=config.stage_uri(stage.name),
+                    steps=stage.steps, label=stage.name, logger=log, env=env)
     result = ck.StageResult(stage=stage.name, checkpoint=final, steps=stage.steps)
     _write_stage_report(config, stage, result, log_dir)
     ck.write_final(config.stage_uri(stage.name), result)
-    log.info(f"{stage.name}: done in {time.perf_counter() - started:.0f} s -> {final}")
     return result
-
-
-def _prune(config: TrainJobConfig, stage: StageConfig) -> None:
-    """keep_checkpoints also across restarts: Ray Train prunes only the checkpoints its current run listed."""
-    from sweettok_platform.train.integrity import prune
-
-    for uri in prune(config.stage_uri(stage.name), config.keep_checkpoints, config.num_workers):
-        log.info(f"{stage.name}: removed old checkpoint {uri} (keep_checkpoints={config.keep_checkpoints})")
 
 
 def _write_stage_report(config: TrainJobConfig, stage: StageConfig, result: ck.StageResult, log_dir: str) -> None:
@@ -268,13 +210,9 @@ def run_curriculum(config: TrainJobConfig) -> str:
     The bundle is exported when the job runs through ``stage3``; a job that stops earlier returns the
     last stage's final checkpoint URI instead.
     """
-    import ray
-
     config = config.with_absolute_paths()
     plans = check_job(config)  # every bad input fails here, before a worker starts
-    if not ray.is_initialized():
-        env = {"env_vars": {"DS_ACCELERATOR": "cpu"}} if not config.use_gpu else {}
-        ray.init(runtime_env={**RAY_RUNTIME_ENV, **env})
+    ensure_ray(config.use_gpu)
     started = time.perf_counter()
     result: ck.StageResult | None = None
     for plan in plans:
