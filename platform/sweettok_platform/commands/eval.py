@@ -8,7 +8,7 @@ import json
 
 from sweettok.config import PRESETS
 from sweettok_platform.core.config import add_config_args, resolve_settings
-from sweettok_platform.core.sources import KINDS
+from sweettok_platform.core.sources import SOURCE_FLAGS, add_source_args
 from sweettok_platform.eval.metrics import METRICS
 
 
@@ -23,17 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="fvd: FVD between --real and --fake video directories; compare: per-file PSNR/SSIM (+LPIPS, "
                         "FVD with weights) of reconstructions in --fake against originals in --real")
     add_config_args(p)
-    p.add_argument("--source", dest="kind", choices=sorted(KINDS),
-                   help="dataset layout (source.kind)")
-    p.add_argument("--root", help="dataset directory, or the manifest file (source.root)")
-    p.add_argument("--split", help="ucf101: train/test; kinetics: the CSV's split (source.split)")
-    p.add_argument("--limit", type=int, help="only the first N files (source.limit; fvd: videos per side)")
+    add_source_args(p, "only the first N files (source.limit; fvd: videos per side)")
     p.add_argument("-o", "--output", help="directory for eval.json and card.md (local or s3://)")
     p.add_argument("--bundle", help="tokenizer bundle (default: the shipped bundle)")
     p.add_argument("--preset", choices=sorted(PRESETS), help="untrained preset instead of a bundle")
-    p.add_argument("--policy", choices=["center", "random", "windows"], help="clips per video (clips.policy)")
-    p.add_argument("--stride", type=int, help="frames between window starts (clips.stride)")
-    p.add_argument("--resize", choices=["squash", "crop"], help="squash (default) or short side + centre crop")
     p.add_argument("--teacher-only", dest="teacher_only", action="store_true", default=None,
                    help="score the bundle's teacher alone (its own codes)")
     for metric in METRICS.values():  # one weights flag per registered metric
@@ -54,11 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 FLAGS = {  # argparse dest -> dotted setting
-    "kind": "source.kind", "root": "source.root", "split": "source.split", "limit": "source.limit",
-    "output": "output", "bundle": "bundle", "preset": "preset", "policy": "clips.policy", "stride": "clips.stride",
-    "resize": "clips.resize", "teacher_only": "teacher_only", "metrics": "metrics", "batch_size": "batch_size",
-    "actors": "actors",
-    "num_gpus": "num_gpus", "files_per_shard": "files_per_shard", "timeout": "decode_timeout_s",
+    **SOURCE_FLAGS,
+    "output": "output", "bundle": "bundle", "preset": "preset", "teacher_only": "teacher_only", "metrics": "metrics",
+    "batch_size": "batch_size", "actors": "actors", "num_gpus": "num_gpus", "files_per_shard": "files_per_shard",
+    "timeout": "decode_timeout_s",
     "address": "ray_address", "progress": "progress", **{m.setting: m.setting for m in METRICS.values()},
 }
 

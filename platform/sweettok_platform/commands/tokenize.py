@@ -8,27 +8,21 @@ import json
 from sweettok.config import PRESETS
 from sweettok_platform.core.bundles import with_default_bundle
 from sweettok_platform.core.config import add_config_args, resolve_settings
-from sweettok_platform.core.sources import KINDS
+from sweettok_platform.core.sources import SOURCE_FLAGS, add_source_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "tokenize", help="tokenize a dataset into a Parquet token corpus (Ray Data)",
-        description="Tokenize UCF-101, Kinetics, ImageNet, class folders or a manifest (local or s3://) into "
+        description="Tokenize UCF-101, Kinetics, ImageNet, class folders, a manifest, WebDataset .tar shards or plain "
+                    "files (local or s3://) into "
                     "Parquet token corpora. Rerunning with the same output resumes: finished shards are skipped.",
     )
     add_config_args(p)
-    p.add_argument("--source", dest="kind", choices=sorted(KINDS),
-                   help="dataset layout (source.kind)")
-    p.add_argument("--root", help="dataset directory, or the manifest file (source.root)")
-    p.add_argument("--split", help="ucf101: train/test; kinetics: the CSV's split (source.split)")
-    p.add_argument("--limit", type=int, help="only the first N files (source.limit)")
+    add_source_args(p, "only the first N files (source.limit)")
     p.add_argument("-o", "--output", help="corpus directory to write (local or s3://)")
     p.add_argument("--bundle", help="tokenizer bundle (encode.bundle); default: the shipped small-study bundle")
     p.add_argument("--preset", choices=sorted(PRESETS), help="untrained preset instead of a bundle")
-    p.add_argument("--policy", choices=["center", "random", "windows"], help="clips per video (clips.policy)")
-    p.add_argument("--stride", type=int, help="frames between window starts (clips.stride)")
-    p.add_argument("--resize", choices=["squash", "crop"], help="squash (default) or short side + centre crop")
     p.add_argument("--batch-size", type=int, help="clips per forward pass (encode.batch_size)")
     p.add_argument("--actors", type=int, help="encode actors (encode.concurrency)")
     p.add_argument("--num-gpus", type=float, help="GPUs per encode actor (default: 1 if the cluster has GPUs)")
@@ -43,9 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 FLAGS = {  # argparse dest -> dotted setting
-    "kind": "source.kind", "root": "source.root", "split": "source.split", "limit": "source.limit",
-    "output": "output", "bundle": "encode.bundle", "preset": "encode.preset", "policy": "clips.policy",
-    "stride": "clips.stride", "resize": "clips.resize", "batch_size": "encode.batch_size",
+    **SOURCE_FLAGS,
+    "output": "output", "bundle": "encode.bundle", "preset": "encode.preset", "batch_size": "encode.batch_size",
     "actors": "encode.concurrency", "num_gpus": "encode.num_gpus", "files_per_shard": "files_per_shard",
     "timeout": "decode_timeout_s", "overwrite": "overwrite", "retry_errors": "retry_errors",
     "address": "ray_address", "progress": "progress",

@@ -148,7 +148,8 @@ class TrainJobConfig(RunResources):
         out.lpips_vgg_weights = absolute(self.lpips_vgg_weights)
         out.convnext_weights = absolute(self.convnext_weights)
         out.dataset.source.paths = [absolute(p) or p for p in self.dataset.source.paths]
-        out.dataset.source.root = absolute(self.dataset.source.root) or ""
+        if self.dataset.source.root:
+            out.dataset.source.root = absolute(self.dataset.source.root) or ""
         out.dataset.cache_dir = absolute(self.dataset.cache_dir)
         for section in ("teacher", "quantizer"):
             key = "checkpoint" if section == "teacher" else "codebook"

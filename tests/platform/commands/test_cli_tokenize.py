@@ -19,7 +19,7 @@ from sweettok_platform.tokenize.pipeline import TokenizeJobConfig, tokenize_data
 from sweettok_platform.tokenize.samples import make_sample_dataset
 from sweettok_platform.core.media import ClipSpec, clip_starts
 
-REPO = Path(__file__).resolve().parents[2]
+from conftest import REPO  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ import torch
 from sweettok import SweetTokenizer, from_uint8, preset
 from sweettok_platform.core.media import ClipSpec, read_clips
 
-REPO = Path(__file__).resolve().parents[3]
+from conftest import REPO  # noqa: E402
 
 
 def _free_port() -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +16,7 @@ from sweettok_platform.serve import LimitsConfig, ServeConfig, deploy_config
 from sweettok_platform.serve.inputs import decode_upload, decode_npy, suffix_for
 from sweettok_platform.serve.limits import RequestError, check_ids, read_body
 
-REPO = Path(__file__).resolve().parents[3]
+from conftest import REPO  # noqa: E402
 SPEC = ClipSpec(frames=5, height=32, width=32)
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import REPO
 from sweettok_platform.train import TrainJobConfig, check_job, run_curriculum
 from sweettok_platform.train.data import dataset_files, list_clips, worker_loader
 
@@ -152,9 +153,8 @@ def test_cli_help_and_readable_error(tmp_path):
 
 
 def test_job_specs_parse(monkeypatch, tmp_path):
-    from pathlib import Path
 
-    repo = Path(__file__).resolve().parents[3]
+    repo = REPO
     monkeypatch.chdir(repo)
     import yaml
 
@@ -170,11 +170,10 @@ def test_job_specs_parse(monkeypatch, tmp_path):
 def test_job_specs_read_only_inputs_the_checkout_ships():
     """Every local input a job spec names exists in a clean checkout (not in .venv, not made by a demo), so the
     spec runs as submitted: ``sweettok submit`` and ``ray job submit --working-dir .`` upload tracked files."""
-    from pathlib import Path
 
     import yaml
 
-    repo = Path(__file__).resolve().parents[3]
+    repo = REPO
     checked = 0
     for path in sorted((repo / "jobs").glob("*.yaml")):
         spec = yaml.safe_load(path.read_text())

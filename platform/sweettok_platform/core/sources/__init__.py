@@ -18,7 +18,8 @@ from sweettok import storage
 from sweettok_platform.core.sources import folders, imagenet, kinetics, manifest, paths, ucf101, webdataset
 from sweettok_platform.core.sources.base import KINDS, Item, SourceConfig
 
-__all__ = ["Item", "SourceConfig", "KINDS", "list_items", "read_item", "backing_file"]
+__all__ = ["Item", "SourceConfig", "KINDS", "SOURCE_FLAGS", "add_source_args", "list_items", "open_item", "read_item",
+           "backing_file"]
 
 
 @dataclass(frozen=True)
@@ -83,3 +84,20 @@ def open_item(uri: str, spec, name: str = "", max_pixels: int | None = None):
     except FileNotFoundError as e:
         raise MediaError(str(e)) from e
     return open_clips(source, spec, name=name or uri, max_pixels=max_pixels)
+
+
+# the flags ``add_source_args`` adds: argparse dest -> dotted setting (for ``core.config.resolve_settings``)
+SOURCE_FLAGS = {"kind": "source.kind", "root": "source.root", "paths": "source.paths", "split": "source.split",
+                "limit": "source.limit", "policy": "clips.policy", "stride": "clips.stride", "resize": "clips.resize"}
+
+
+def add_source_args(parser, limit_help: str = "only the first N files (source.limit)") -> None:
+    """The source and clip flags of a command that reads a dataset (tokenize, eval): ``SOURCE_FLAGS``."""
+    parser.add_argument("--source", dest="kind", choices=sorted(KINDS), help="dataset layout (source.kind)")
+    parser.add_argument("--root", help="dataset directory, .tar shard, or the manifest file (source.root)")
+    parser.add_argument("--paths", nargs="+", help="--source paths: local files, folders, globs (source.paths)")
+    parser.add_argument("--split", help="ucf101: train/test; kinetics: the CSV's split (source.split)")
+    parser.add_argument("--limit", type=int, help=limit_help)
+    parser.add_argument("--policy", choices=["center", "random", "windows"], help="clips per video (clips.policy)")
+    parser.add_argument("--stride", type=int, help="frames between window starts (clips.stride)")
+    parser.add_argument("--resize", choices=["squash", "crop"], help="squash (default) or short side + centre crop")

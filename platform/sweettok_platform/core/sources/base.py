@@ -15,7 +15,7 @@ class SourceConfig:
     """Where a dataset lives and which part of it to take. ``kind`` names a registered source kind
     (``sweettok_platform.core.sources.KINDS``); the other fields are read by the kinds that need them."""
 
-    kind: str = "folders"
+    kind: str = ""  # a registered kind; empty: "paths" when ``paths`` are given, else "folders"
     root: str = ""  # dataset directory (local or s3://); for "manifest" the manifest file
     paths: list[str] = field(default_factory=list)  # "paths": files, directories and glob patterns (local)
     split: str = "train"  # ucf101: train/test; kinetics: the CSV's split column ("" = all rows)
@@ -26,6 +26,8 @@ class SourceConfig:
     limit: int | None = None  # take only the first N items (after sorting), for trial runs
 
     def __post_init__(self) -> None:
+        if not self.kind:
+            self.kind = "paths" if self.paths else "folders"
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {sorted(KINDS)}, got {self.kind!r}")
 
