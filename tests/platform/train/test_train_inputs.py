@@ -53,7 +53,7 @@ def test_pretrained_teacher_with_stage0_is_rejected(tmp_path, real_videos):
 
 def test_missing_dataset_fails_before_workers(tmp_path):
     config = job(tmp_path, [tmp_path / "no-such-videos"])
-    with pytest.raises(FileNotFoundError, match="dataset path does not exist: .*no-such-videos"):
+    with pytest.raises(FileNotFoundError, match="source path does not exist: .*no-such-videos"):
         run_curriculum(config)
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "readme.txt").write_text("not a video")
@@ -149,7 +149,7 @@ def test_cli_help_and_readable_error(tmp_path):
     r = subprocess.run([sys.executable, "-m", "sweettok_platform.cli", "train", "--config", str(spec), "--check"],
                        capture_output=True, text=True)
     assert r.returncode == 1
-    assert r.stderr.strip().splitlines()[-1] == f"sweettok train: error: dataset path does not exist: {tmp_path / 'missing'}"
+    assert r.stderr.strip().splitlines()[-1] == f"sweettok train: error: source path does not exist: {tmp_path / 'missing'}"
 
 
 def test_job_specs_parse(monkeypatch, tmp_path):
