@@ -24,14 +24,36 @@ from sweettok_platform.core.media import ClipSpec
 from sweettok_platform.core.sources import Item
 
 
-def shard_rows(shards: dict[int, list[Item]]) -> list[dict[str, Any]]:
-    """One Ray Data row per shard: its number and its items."""
-    return [{"shard": i, "items": json.dumps([it.to_dict() for it in items])} for i, items in shards.items()]
+# The rows that travel between stages, typed (Arrow structs, not JSON strings):
+ITEM = pa.struct([("uri", pa.string()), ("key", pa.string()), ("label", pa.int64()), ("label_name", pa.string())])
+CLIP_META = pa.struct([("id", pa.string()), ("source", pa.string()), ("label", pa.int64()),
+                       ("label_name", pa.string()), ("clip_start", pa.int64()), ("window", pa.int64()),
+                       ("num_frames", pa.int64()), ("fps", pa.float64()), ("shape", pa.list_(pa.int64()))])
+ERROR = pa.struct([("uri", pa.string()), ("source", pa.string()), ("reason", pa.string())])
+SHARD_SCHEMA = pa.schema([("shard", pa.int64()), ("items", pa.list_(ITEM))])  # a shard to decode
+PART_SCHEMA = pa.schema([  # one decoded part of a shard (``decode_shard``)
+    ("shard", pa.int64()), ("part", pa.int64()),
+    ("parts", pa.int64()), ("files", pa.int64()),  # set on a shard's last part only (0 on the others)
+    ("meta", pa.list_(CLIP_META)), ("frames", pa.large_binary()), ("errors", pa.list_(ERROR)),
+])
 
 
-def unpack_clips(meta_json: str, blob: bytes) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
-    """A decoded part's (meta JSON, frames blob) -> clip metas and uint8 clips (t, h, w, c)."""
-    metas = json.loads(meta_json)
+def shard_rows(shards: dict[int, list[Item]]) -> pa.Table:
+    """The shards to decode, one row each: its number and its items (``SHARD_SCHEMA``)."""
+    return pa.Table.from_pylist([{"shard": i, "items": [it.to_dict() for it in items]} for i, items in shards.items()],
+                                schema=SHARD_SCHEMA)
+
+
+def shard_dataset(shards: dict[int, list[Item]]) -> Any:
+    """The shards as a Ray Dataset of one block per shard (so each decode task takes one shard)."""
+    import ray
+
+    table = shard_rows(shards)
+    return ray.data.from_arrow([table.slice(i, 1) for i in range(table.num_rows)])
+
+
+def unpack_clips(metas: list[dict[str, Any]], blob: bytes) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
+    """A decoded part's (clip metas, frames blob) -> the metas and uint8 clips (t, h, w, c)."""
     clips, offset = [], 0
     for m in metas:
         size = int(np.prod(m["shape"]))
@@ -46,7 +68,7 @@ _DECODERS: dict[tuple, TimedDecoder] = {}  # one helper process per worker and c
 def decode_shard(batch: pa.Table, spec: dict[str, Any], timeout_s: float | None,
                  limits: dict[str, int | None] | None = None, retry: StorageRetry | None = None,
                  part_clips: int = WINDOW_GROUP) -> Iterator[pa.Table]:
-    """Shard rows (shard, items JSON) -> parts (shard, part, parts, files, meta JSON, frames blob, errors JSON).
+    """Shard rows (``SHARD_SCHEMA``) -> decoded parts (``PART_SCHEMA``).
 
     A shard's clips leave in parts of about ``part_clips`` clips, as they are decoded (a long video's windows
     in groups, each group under the time limit: ``TimedDecoder.groups``), so a task holds one part's frames
@@ -59,8 +81,8 @@ def decode_shard(batch: pa.Table, spec: dict[str, Any], timeout_s: float | None,
     key = (json.dumps(spec, sort_keys=True), timeout_s, json.dumps(limits, sort_keys=True))
     decoder = _DECODERS.get(key) or _DECODERS.setdefault(key, TimedDecoder(ClipSpec(**spec), timeout_s, **limits))
     retry = retry or StorageRetry()
-    for shard, items_json in zip(batch["shard"].to_pylist(), batch["items"].to_pylist()):
-        items = [Item(**d) for d in json.loads(items_json)]
+    for shard, listed in zip(batch["shard"].to_pylist(), batch["items"].to_pylist()):
+        items = [Item(**d) for d in listed]
         part = 0
         metas: list[dict] = []
         blobs: list[bytes] = []
@@ -84,10 +106,8 @@ def decode_shard(batch: pa.Table, spec: dict[str, Any], timeout_s: float | None,
 
 def _part(shard: int, part: int, parts: int, files: int, metas: list[dict], blobs: list[bytes],
           errors: list[dict]) -> pa.Table:
-    return pa.table({"shard": pa.array([shard], pa.int64()), "part": pa.array([part], pa.int64()),
-                     "parts": pa.array([parts], pa.int64()), "files": pa.array([files], pa.int64()),
-                     "meta": [json.dumps(metas)], "frames": pa.array([b"".join(blobs)], pa.large_binary()),
-                     "errors": [json.dumps(errors)]})
+    return pa.Table.from_pylist([{"shard": shard, "part": part, "parts": parts, "files": files, "meta": metas,
+                                  "frames": b"".join(blobs), "errors": errors}], schema=PART_SCHEMA)
 
 
 def _file_groups(decoder: TimedDecoder, item: Item, retry: StorageRetry) -> Iterator[Decoded]:

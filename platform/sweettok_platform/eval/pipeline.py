@@ -4,28 +4,36 @@ row per part, merged by the driver."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from typing import Any, Iterator
 
 import pyarrow as pa
 
 from sweettok import storage
-from sweettok_platform.core.shards import actor_resources, decode_shard, decode_stage, shard_rows, unpack_clips
+from sweettok_platform.core.shards import (ERROR, actor_resources, decode_shard, decode_stage, shard_dataset, shard_rows,
+                                           unpack_clips)
 from sweettok_platform.core.watchdog import StallWatchdog, cluster_cpus, describe_waits, plan_actor_pool
+from sweettok_platform.eval.metrics import METRICS
 from sweettok_platform.eval.scorer import ClipScorer, ScorerConfig
 from sweettok_platform.core.log import get_logger
 from sweettok_platform.core.media import ClipSpec
 
 
+# a scored part: per-clip records (the weighted metrics' values null where not computed), errors, partial sums
+CLIP_RESULT = pa.struct([("key", pa.string()), ("clip_start", pa.int64()), ("frames", pa.int64()),
+                         *[(name, pa.float64()) for name in ("psnr", "ssim", "floor_psnr", "floor_ssim", *METRICS)]])
+RESULT_SCHEMA = pa.schema([("shard", pa.int64()), ("part", pa.int64()), ("parts", pa.int64()), ("files", pa.int64()),
+                           ("clips", pa.list_(CLIP_RESULT)), ("errors", pa.list_(ERROR)),
+                           ("partial", pa.large_binary())])
+
+
 def score_decoded(scorer: ClipScorer, row: dict[str, Any]) -> dict[str, Any]:
-    """One decoded part of a shard -> its result row: shard, part, parts (set on a shard's last part), files,
-    clips (JSON records), errors (JSON), partial."""
+    """One decoded part of a shard -> its result row (``RESULT_SCHEMA``)."""
     metas, clips = unpack_clips(row["meta"], row["frames"])
     records, partial = scorer.score(clips)
     out = [{"key": m["source"], "clip_start": m["clip_start"], "frames": m["num_frames"], **r} for m, r in zip(metas, records)]
     return {"shard": row["shard"], "part": row["part"], "parts": row["parts"], "files": row["files"],
-            "clips": json.dumps(out), "errors": row["errors"], "partial": partial.to_bytes()}
+            "clips": out, "errors": row["errors"], "partial": partial.to_bytes()}
 
 
 class ShardScorer:
@@ -35,10 +43,8 @@ class ShardScorer:
         self.scorer = ClipScorer(ScorerConfig(**scorer))
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        rows = [score_decoded(self.scorer, row) for row in batch.to_pylist()]
-        return pa.table({**{k: pa.array([r[k] for r in rows], pa.int64()) for k in ("shard", "part", "parts", "files")},
-                         "clips": [r["clips"] for r in rows], "errors": [r["errors"] for r in rows],
-                         "partial": pa.array([r["partial"] for r in rows], pa.large_binary())})
+        return pa.Table.from_pylist([score_decoded(self.scorer, row) for row in batch.to_pylist()],
+                                    schema=RESULT_SCHEMA)
 
 
 STALL_S, STALL_FAIL_S = 120.0, 900.0  # as the tokenize job's defaults (core/watchdog.py)
@@ -55,8 +61,7 @@ def run_ray(shards: dict[int, list], spec: ClipSpec, scorer: ScorerConfig, *, ac
     ray.data.DataContext.get_current().enable_progress_bars = progress
     env = storage.storage_env()
     remote = {"runtime_env": {"env_vars": env}} if env else {}
-    rows = shard_rows(shards)
-    ds = decode_stage(ray.data.from_items(rows, override_num_blocks=len(rows)), spec, files_per_shard=files_per_shard,
+    ds = decode_stage(shard_dataset(shards), spec, files_per_shard=files_per_shard,
                       timeout_s=timeout_s, concurrency=decode_concurrency, remote=remote)
     resources = actor_resources(num_gpus, num_cpus)
     log = get_logger("eval")
@@ -84,6 +89,6 @@ def run_local(shards: dict[int, list], spec: ClipSpec, scorer: ScorerConfig,
     """The same stages in this process, one shard after the other (no Ray)."""
     model = ClipScorer(scorer)
     for i, items in shards.items():
-        batch = pa.Table.from_pylist(shard_rows({i: items}))
+        batch = shard_rows({i: items})
         for part in decode_shard(batch, asdict(spec), timeout_s):
             yield score_decoded(model, part.to_pylist()[0])

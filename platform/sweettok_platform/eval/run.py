@@ -69,7 +69,7 @@ def evaluate(config: EvalConfig, log: Callable[[str], None] = _log) -> dict[str,
     results = {}
     for row in rows:
         results[row["shard"], row["part"]] = row  # a part Ray sent twice (a retried decode task) counts once
-        clips, errors = len(json.loads(row["clips"])), len(json.loads(row["errors"]))
+        clips, errors = len(row["clips"]), len(row["errors"])
         before = staged.pop(row["shard"], (0, 0))
         if row["parts"] > 0:  # the shard's last part
             progress.update(ShardStats(shard=row["shard"], files=row["files"], clips=before[0] + clips,
@@ -80,8 +80,9 @@ def evaluate(config: EvalConfig, log: Callable[[str], None] = _log) -> dict[str,
     seconds = time.perf_counter() - start
     ordered = [results[i] for i in sorted(results)]  # a fixed merge order: the same float sums on a rerun
     uris = {it.key: it.uri for it in items}
-    clips = sorted((c for r in ordered for c in json.loads(r["clips"])), key=lambda c: (c["key"], c["clip_start"]))
-    errors = sorted((e for r in ordered for e in json.loads(r["errors"])), key=lambda e: e["source"])
+    clips = sorted(({k: v for k, v in c.items() if v is not None} for r in ordered for c in r["clips"]),
+                   key=lambda c: (c["key"], c["clip_start"]))
+    errors = sorted((e for r in ordered for e in r["errors"]), key=lambda e: e["source"])
     if not clips:
         raise RuntimeError(f"no clip could be scored: {len(errors)} files failed "
                            f"(first: {errors[0]['uri']}: {errors[0]['reason']})" if errors else "no clips")

@@ -8,7 +8,6 @@ no row twice, no row missing. Files that give no clips land in ``errors/`` and t
 
 from __future__ import annotations
 
-import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
@@ -24,7 +23,7 @@ from sweettok_platform.core.corpus import (ROW_SCHEMA, STAGING_DIR, CorpusCard, 
                                            done_shards, items_fingerprint, join_staged, plan_shards,
                                            read_shard_stats, shards_with_storage_errors, stage_part, write_shard)
 from sweettok_platform.core.faults import StorageRetry, storage_failure
-from sweettok_platform.core.shards import Progress, actor_resources, decode_stage, shard_rows, unpack_clips
+from sweettok_platform.core.shards import ERROR, Progress, actor_resources, decode_stage, shard_dataset, unpack_clips
 from sweettok_platform.tokenize.overwrite import clear_corpus
 from sweettok_platform.core.sources import Item, SourceConfig, list_items
 from sweettok_platform.core.tokenizer import EncodeConfig, TokenizerInfo, describe_tokenizer, load_tokenizer
@@ -127,16 +126,22 @@ class ShardEncoder:
             rows = pa.Table.from_pylist(
                 [{**{k: v for k, v in m.items() if k != "shape"}, "spatial": s, "temporal": t,
                   "tokenizer": self.tokenizer} for m, s, t in zip(metas, spatial, temporal)], schema=ROW_SCHEMA)
-            errors = json.loads(row["errors"])
+            errors = row["errors"]
             stats = ShardStats(shard=row["shard"], files=row["files"], clips=rows.num_rows, errors=len(errors))
             whole = row["part"] == 0 and row["parts"] == 1
             if whole:
                 write_shard(self.output, stats, rows, errors)
             else:
                 stage_part(self.output, row["shard"], row["part"], rows)
-            out.append({**asdict(stats), "part": row["part"], "parts": row["parts"],
-                        "staged_errors": None if whole else row["errors"]})
-        return pa.Table.from_pylist(out)
+            out.append({**asdict(stats), "part": row["part"], "parts": row["parts"], "staged": not whole,
+                        "staged_errors": [] if whole else errors})
+        return pa.Table.from_pylist(out, schema=ENCODED_SCHEMA)
+
+
+# what the encode actors return per part: the shard's stats, or the part's when it was staged (the driver joins)
+ENCODED_SCHEMA = pa.schema([("shard", pa.int64()), ("files", pa.int64()), ("clips", pa.int64()), ("errors", pa.int64()),
+                            ("part", pa.int64()), ("parts", pa.int64()), ("staged", pa.bool_()),
+                            ("staged_errors", pa.list_(ERROR))])
 
 
 class ShardParts:
@@ -148,11 +153,11 @@ class ShardParts:
         self.pending: dict[int, dict[str, Any]] = {}
 
     def add(self, row: dict[str, Any]) -> ShardStats | None:
-        if row.get("staged_errors") is None:
+        if not row["staged"]:
             return ShardStats(shard=row["shard"], files=row["files"], clips=row["clips"], errors=row["errors"])
         # by part: a decode task that Ray retried sends its first parts again (same rows, same staged file)
         p = self.pending.setdefault(row["shard"], {"parts": 0, "files": 0, "errors": {}})
-        p["errors"][row["part"]] = json.loads(row["staged_errors"])
+        p["errors"][row["part"]] = row["staged_errors"]
         if row["parts"]:  # the last part
             p["parts"], p["files"] = row["parts"], row["files"]
         if not p["parts"] or len(p["errors"]) < p["parts"]:
@@ -175,8 +180,7 @@ def build_dataset(config: TokenizeJobConfig, shards: dict[int, list[Item]], spec
 
     env = storage.storage_env()
     remote = {"runtime_env": {"env_vars": env}} if env else {}  # S3 settings for the workers
-    rows = shard_rows(shards)
-    ds = decode_stage(ray.data.from_items(rows, override_num_blocks=len(rows)), spec,
+    ds = decode_stage(shard_dataset(shards), spec,
                       files_per_shard=config.files_per_shard, timeout_s=config.decode_timeout_s,
                       limits={"max_frame_pixels": config.max_frame_pixels, "memory_bytes": config.decoder_memory_bytes},
                       retry=StorageRetry(attempts=config.storage_retries, backoff_s=config.storage_backoff_s),

@@ -42,8 +42,7 @@ def looped(src: Path, seconds: int, out: Path) -> Path:
 
 
 def _batch(*paths: Path) -> pa.Table:
-    items = [Item(uri=str(p), key=p.name).to_dict() for p in paths]
-    return pa.table({"shard": [0], "items": [json.dumps(items)]})
+    return shards.shard_rows({0: [Item(uri=str(p), key=p.name) for p in paths]})
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
@@ -57,11 +56,11 @@ def test_160s_video_leaves_the_decode_task_in_bounded_parts_under_a_memory_cap(r
     finally:
         del shards._DECODERS[key]
         decoder.close()
-    sizes = [len(json.loads(p["meta"])) for p in parts]
+    sizes = [len(p["meta"]) for p in parts]
     assert sum(sizes) == 800 and max(sizes) < 2 * WINDOW_GROUP and len(parts) > 1
     assert [p["part"] for p in parts] == list(range(len(parts)))
     assert [p["parts"] for p in parts] == [0] * (len(parts) - 1) + [len(parts)]  # the last part says how many
-    windows = [m["window"] for p in parts for m in json.loads(p["meta"])]
+    windows = [m["window"] for p in parts for m in p["meta"]]
     assert windows == list(range(800))
     assert peak < HELPER_CAP_BYTES, f"decode helper peak RSS {peak / 2**20:.0f} MiB over {HELPER_CAP_BYTES >> 20} MiB"
 
