@@ -196,11 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     codebook = build_language_codebook(out)
 
     banner("3. curriculum training: Ray Train + DeepSpeed ZeRO-2, 2 CPU workers")
-    import ray
+    from sweettok_platform.core.raytrain.trainer import ensure_ray
 
-    # the dashboard serves the State API that Ray Train's placement-group cleaner polls: without it the cleaner
-    # logs "Failed to query Ray Train Controller actor state" every second of every stage
-    ray.init(num_cpus=4, include_dashboard=True, runtime_env={"env_vars": {"DS_ACCELERATOR": "cpu"}})
+    ensure_ray(use_gpu=False, num_cpus=4)  # a local Ray with its dashboard and the project's worker setup
     bundle = train_curriculum(out, codebook, videos)
 
     banner("4. round trip through the tiny bundle just trained (a few dozen steps: the path, not the quality)")

@@ -23,8 +23,4 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
 
 def load_model(args: argparse.Namespace) -> SweetTokenizer:
     """``--bundle``, ``--preset`` (seeded by ``--seed``), or the shipped bundle."""
-    if args.preset is None and args.bundle is None:
-        from sweettok_platform.core.bundles import default_bundle
-
-        return build_tokenizer(default_bundle())
     return build_tokenizer(args.bundle, args.preset, args.seed)

@@ -56,15 +56,16 @@ def describe_tokenizer(config: EncodeConfig) -> TokenizerInfo:
 
 def build_tokenizer(bundle: str | None, preset_name: str | None = None, seed: int = 0) -> SweetTokenizer:
     """The one way a job, a command or the endpoint makes its tokenizer: the bundle (its hash verified on
-    load), or the preset with weights initialised from ``seed``; in eval mode on the CPU."""
+    load), or the preset with weights initialised from ``seed``, or (neither given) the shipped bundle; in eval
+    mode on the CPU."""
     import torch
 
-    from sweettok_platform.core.bundles import bundle_location
+    from sweettok_platform.core.bundles import bundle_location, default_bundle
 
     if bundle is not None:
         return load_bundle(bundle_location(bundle))
     if preset_name is None:
-        raise ValueError("give a tokenizer bundle or a preset")
+        return load_bundle(default_bundle())
     torch.manual_seed(seed)
     return SweetTokenizer(preset(preset_name)).eval()
 

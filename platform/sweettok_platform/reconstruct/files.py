@@ -201,11 +201,7 @@ class Reconstructor:
 def load_model(config: ReconstructConfig) -> SweetTokenizer:
     from sweettok_platform.core.tokenizer import build_tokenizer
 
-    if config.bundle is None and config.preset is None:
-        from sweettok_platform.core.bundles import default_bundle
-
-        return build_tokenizer(default_bundle())
-    return build_tokenizer(config.bundle, config.preset, config.seed)
+    return build_tokenizer(config.bundle, config.preset, config.seed)  # neither: the shipped bundle
 
 
 def tokenizer_name(model: SweetTokenizer, config: ReconstructConfig) -> str:

@@ -13,17 +13,20 @@ from sweettok_platform.core.raytrain import checkpoint as ck
 from sweettok_platform.core.raytrain import integrity
 
 
-def ensure_ray(use_gpu: bool, address: str | None = None) -> None:
-    """Join ``address`` (or RAY_ADDRESS), else start a local Ray, with the project's worker setup; nothing when
-    this process is already connected. A local Ray starts with its dashboard: it serves the State API that Ray
-    Train's placement-group cleaner polls every second (without it each poll logs a warning)."""
+def ensure_ray(use_gpu: bool, address: str | None = None, num_cpus: int | None = None) -> None:
+    """Join ``address`` (or RAY_ADDRESS), else start a local Ray (of ``num_cpus``), with the project's worker
+    setup; nothing when this process is already connected. A local Ray starts with its dashboard: it serves the
+    State API that Ray Train's placement-group cleaner polls every second (without it each poll logs a warning).
+    The worker setup (``core.log.ray_worker_setup``) points that cleaner at this cluster when several run on one
+    machine (without it: "Found multiple active Ray instances" and a traceback)."""
     import ray
 
     if ray.is_initialized():
         return
     env = {"env_vars": {"DS_ACCELERATOR": "cpu"}} if not use_gpu else {}
     joining = address or os.environ.get("RAY_ADDRESS")
-    ray.init(address=address, runtime_env={**RAY_RUNTIME_ENV, **env}, **({} if joining else {"include_dashboard": True}))
+    local = {} if joining else {"include_dashboard": True, "num_cpus": num_cpus}
+    ray.init(address=address, runtime_env={**RAY_RUNTIME_ENV, **env}, **local)
 
 
 def clear_stale_logs(run_uri: str, num_workers: int, log_dir: str) -> None:
