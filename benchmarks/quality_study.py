@@ -116,7 +116,8 @@ def train_teacher(workdir: Path, base: dict[str, Any], overrides: dict[str, dict
     records so a later session continues the study with the same teacher)."""
     from safetensors.torch import save_file
 
-    from sweettok_platform.train import TrainJobConfig, checkpoint as ck, run_curriculum
+    from sweettok_platform.core.raytrain import checkpoint as ck
+    from sweettok_platform.train import TrainJobConfig, run_curriculum
 
     kept = results / "teacher.safetensors"
     if kept.exists():

@@ -121,7 +121,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from sweettok_platform.train import index as dataset_index
-    from sweettok_platform.train.data import resolve_paths
+    from sweettok_platform.core.sources.paths import resolve_paths
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="train-input-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -195,7 +195,7 @@ def steady_rounds(args: argparse.Namespace, work: Path, n: int, baseline: str) -
     ``args.rounds`` interleaved rounds at ``n`` files: the steady state does not depend on the file count, and
     one run of each is within the machine's noise (the replaced loader alone moved 1.5x across sizes above)."""
     from sweettok_platform.train import index as dataset_index
-    from sweettok_platform.train.data import resolve_paths
+    from sweettok_platform.core.sources.paths import resolve_paths
 
     files_dir = work / f"n{n}"
     index = dataset_index.store(dataset_index.load_or_build(resolve_paths([str(files_dir)]), None, parallel=False),
