@@ -37,6 +37,7 @@ HELPER_NICENESS = 5
 MAX_CLIPS_PER_FILE = 4096  # most clips the parent accepts in one answer
 WINDOW_GROUP = 64  # windows per request: a long video is decoded, answered and handed on this many at a time
 MAX_WINDOWS = 1_000_000  # most windows the parent asks for from one file (a helper's count is not trusted beyond)
+MMAP_THRESHOLD = 1 << 20  # the helper's glibc mmap threshold (see TimedDecoder._start)
 MAX_FAILED_GROUPS = 3  # groups in a row that fail (hang, crash, malformed answer) before the rest of a file is given up
 
 
@@ -162,8 +163,11 @@ class TimedDecoder:
         # spawn: it re-runs the parent's __main__)
         code = f"from sweettok_platform.core.decode import serve_stdio; serve_stdio({self.memory_bytes!r})"
         # glibc keeps freed large blocks (resize temporaries, per-window frames) in the heap unless they are
-        # mmapped; a low threshold hands them back, so the helper's RSS follows one file's frames, not its peak
-        env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": os.environ.get("MALLOC_MMAP_THRESHOLD_", "131072")}
+        # mmapped; a threshold hands them back, so the helper's RSS follows one file's frames, not its peak.
+        # 1 MiB, not lower: below it (a 320x240 frame is 225 KiB) every frame was a fresh mmap and its page
+        # faults, ~1.2 ms CPU per 9x64x64 clip, 20% of decoding (benchmarks/profile_tokenize.py); 720p and
+        # larger frames, where the memory is, stay mmapped
+        env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": os.environ.get("MALLOC_MMAP_THRESHOLD_", str(MMAP_THRESHOLD))}
         self._proc = subprocess.Popen(self.argv or [sys.executable, "-c", code], stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, bufsize=0, env=env)
         ready, _, _ = select.select([self._proc.stdout.fileno()], [], [], STARTUP_TIMEOUT_S)

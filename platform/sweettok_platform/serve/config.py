@@ -82,6 +82,9 @@ class ServeConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     route_prefix: str = "/"
+    # where Serve runs HTTP proxies: "EveryNode" (each node with a replica; Serve's default) or "HeadOnly" (one
+    # proxy on the head: needed when several nodes share one machine, as they would all bind the same port)
+    proxy_location: str = "EveryNode"
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:
@@ -109,6 +112,8 @@ class ServeConfig:
             raise ValueError("allowed_uri_prefixes must be a list of s3://bucket[/folder] prefixes")
         for prefix in self.allowed_uri_prefixes:
             normalise_prefix(prefix)
+        if self.proxy_location not in ("EveryNode", "HeadOnly"):
+            raise ValueError(f"proxy_location must be EveryNode or HeadOnly, got {self.proxy_location!r}")
 
     @property
     def autoscaling(self) -> dict[str, Any]:
@@ -162,13 +167,13 @@ class ServeConfig:
 def deploy_config(config: ServeConfig) -> dict[str, Any]:
     """A Ray Serve config (the YAML ``serve deploy`` takes) running ``config``."""
     args = config.to_dict()
-    host, port = args.pop("host"), args.pop("port")
+    host, port, proxies = args.pop("host"), args.pop("port"), args.pop("proxy_location")
     if config.bundle:
         args.pop("preset"), args.pop("seed")
     if config.api_key is None:
         args.pop("api_key")
     return {
-        "proxy_location": "EveryNode",
+        "proxy_location": proxies,
         "http_options": {"host": host, "port": port},
         "applications": [
             {

@@ -63,7 +63,7 @@ def start(config: ServeConfig, *, timeout_s: float = 180.0) -> str:
     if not ray.is_initialized():
         local_ray_env(config)
         ray.init(include_dashboard=False, log_to_driver=False)
-    serve.start(http_options={"host": config.host, "port": config.port})
+    serve.start(proxy_location=config.proxy_location, http_options={"host": config.host, "port": config.port})
     deploy(config)
     url = f"http://{config.host}:{config.port}{config.route_prefix.rstrip('/')}"
     deadline = time.monotonic() + timeout_s

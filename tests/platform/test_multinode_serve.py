@@ -1,0 +1,169 @@
+"""The endpoint on a real multi-node Ray cluster on this machine (``ray start --head`` + ``ray start --address``,
+see ``ray_nodes.py``): ``sweettok serve --address`` runs it with 2 model and 2 ingress replicas, Serve spreads
+them so that the non-head node holds a model replica, and that node is SIGKILLed (its raylet and every process
+of it, by PID) under load from HTTP clients. The endpoint keeps answering real requests through the head's
+proxy, and the model deployment is back at 2 running replicas, both on the survivor.
+
+``proxy_location: HeadOnly``: nodes that share one machine would each start a proxy on the same port (with
+Serve's default, EveryNode, a run here lost one request: its connection had gone to the killed node's proxy).
+On separate machines a load balancer in front of every node's proxy does that job.
+
+The cluster is the session's ``local_cluster`` (conftest.py), shared with ``test_multinode.py``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+
+from ray_nodes import LocalCluster, free_port, ray_cli
+
+pytestmark = pytest.mark.timeout(600)
+TARGET = 2  # model replicas (min = max: a fixed count the controller restores)
+
+
+@pytest.fixture(scope="module")
+def clip(real_video: Path) -> bytes:
+    """One real 5x32x32 clip as .npy frames (no media decoding on the request path)."""
+    from sweettok_platform.core.media import ClipSpec, read_clips
+
+    frames = read_clips(str(real_video), ClipSpec(frames=5, height=32, width=32))[0].frames
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(frames))
+    return buf.getvalue()
+
+
+class Load:
+    """``clients`` threads posting the clip until stopped; every answer kept as (time, status, detail)."""
+
+    def __init__(self, url: str, clip: bytes, clients: int) -> None:
+        self.url, self.clip, self.stop_event = url, clip, threading.Event()
+        self.answers: list[tuple[float, int, str]] = []
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._client, daemon=True) for _ in range(clients)]
+
+    def _client(self) -> None:
+        session = requests.Session()
+        while not self.stop_event.is_set():
+            began = time.monotonic()
+            try:
+                r = session.post(f"{self.url}/v1/encode", data=self.clip, timeout=120,
+                                 headers={"Content-Type": "application/x-npy"})
+                answer = (began, r.status_code, "" if r.ok else r.text[:300])
+            except requests.RequestException as e:  # a hang or a dropped connection
+                answer = (began, 0, repr(e)[:300])
+            with self.lock:
+                self.answers.append(answer)
+            time.sleep(0.05)
+
+    def __enter__(self) -> "Load":
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.stop_event.set()
+        for t in self.threads:
+            t.join(timeout=150)
+        assert not any(t.is_alive() for t in self.threads), "a client hung"
+
+
+def _serve_actors(cluster: LocalCluster) -> list[dict]:
+    """Alive Serve replica actors: [{"deployment": "TokenizerModel"|"Ingress", "node_id": ...}]."""
+    out = ray_cli("list", "actors", "--format=json", "--limit=1000", "--filter", "state=ALIVE",
+                  "--address", cluster.address, env=cluster.env())
+    assert out.returncode == 0, out.stdout + out.stderr
+    return [{"deployment": a["class_name"].rsplit(":", 1)[-1], "node_id": a["node_id"]}
+            for a in json.loads(out.stdout) if a["class_name"].startswith("ServeReplica:multinode:")]
+
+
+def _head_node_id(cluster: LocalCluster) -> str:
+    out = ray_cli("list", "nodes", "--format=json", "--address", cluster.address, env=cluster.env())
+    assert out.returncode == 0, out.stdout + out.stderr
+    return next(n["node_id"] for n in json.loads(out.stdout) if n.get("is_head_node") and n["state"] == "ALIVE")
+
+
+def _model_replicas(url: str) -> int:
+    try:
+        return requests.get(f"{url}/v1/stats", timeout=30).json()["replicas"].get("TokenizerModel", 0)
+    except (requests.RequestException, ValueError, KeyError):
+        return -1
+
+
+def test_a_model_replica_on_a_killed_node_is_replaced_on_the_survivor(local_cluster, clip):
+    cluster = local_cluster
+    worker = cluster.add_node(cpus=2)
+    head_id = _head_node_id(cluster)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    settings = {"min_replicas": TARGET, "max_replicas": TARGET, "ingress_replicas": 2, "ingress_max_replicas": 2,
+                "num_cpus": 1, "ingress_cpus": 0.5, "batching": False, "access_log": False,
+                "graceful_shutdown_timeout_s": 5, "name": "multinode"}
+    # a user's driver: `sweettok serve --address` keeps the app while it runs and deletes it on SIGTERM
+    args = ["serve", "--address", cluster.address, "--preset", "tiny", "--port", str(port),
+            "--set", "proxy_location=HeadOnly"]  # nodes on one machine would each bind this port
+    args += [x for k, v in settings.items() for x in ("--set", f"{k}={json.dumps(v)}")]
+    proc = subprocess.Popen([sys.executable, "-m", "sweettok_platform.cli", *args], env=cluster.env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 300
+        while not any("ready in" in x for x in lines):
+            assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)[-4000:]
+            time.sleep(0.5)
+        while _model_replicas(url) != TARGET:  # both replicas running, not just the first one healthy
+            assert time.monotonic() < deadline, "".join(lines)[-4000:]
+            time.sleep(0.5)
+        before = _serve_actors(cluster)
+        on_worker = [a for a in before if a["node_id"] != head_id]
+        # Serve spreads replicas over nodes: the non-head node holds a model replica
+        assert any(a["deployment"] == "TokenizerModel" for a in on_worker), before
+
+        with Load(url, clip, clients=3) as load:
+            time.sleep(3)
+            killed_at = time.monotonic()
+            worker.stop(kill=True)  # the node is lost: its raylet and every process of it, SIGKILL
+            back = None
+            while back is None:
+                assert time.monotonic() - killed_at < 240, ("no replacement", _serve_actors(cluster))
+                actors = _serve_actors(cluster)
+                models = [a for a in actors if a["deployment"] == "TokenizerModel"]
+                if (len(models) == TARGET and all(a["node_id"] == head_id for a in actors)
+                        and _model_replicas(url) == TARGET):
+                    back = time.monotonic() - killed_at
+                time.sleep(1.0)
+            time.sleep(3)  # answers after the replacement too
+        after = _serve_actors(cluster)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        reader.join(10)
+
+    answered_before = [a for a in load.answers if a[0] < killed_at and a[1] == 200]
+    answered_after = [a for a in load.answers if a[0] > killed_at + back and a[1] == 200]
+    during = [a for a in load.answers if killed_at <= a[0] <= killed_at + back]
+    failed = [a for a in load.answers if a[1] != 200]
+    placed = sorted(f"{a['deployment']}@{'head' if a['node_id'] == head_id else 'worker'}" for a in before)
+    summary = (f"before: {', '.join(placed)}; "
+               f"replaced {back:.1f} s after the kill; {len(load.answers)} requests, {len(failed)} failed; "
+               f"during the replacement {sum(a[1] == 200 for a in during)} of {len(during)} answered")
+    print(summary)
+    assert answered_before and answered_after, summary
+    assert during and all(a[1] == 200 for a in during), (summary, failed[:5])  # it kept answering throughout
+    assert not failed, (summary, failed[:5])
+    assert sum(a["deployment"] == "TokenizerModel" for a in after) == TARGET
+    assert all(a["node_id"] == head_id for a in after), after
