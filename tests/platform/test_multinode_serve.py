@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 import requests
 
+from http_load import Load
 from ray_nodes import LocalCluster, free_port, ray_cli
 
 pytestmark = pytest.mark.timeout(600)
@@ -40,41 +41,6 @@ def clip(real_video: Path) -> bytes:
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(frames))
     return buf.getvalue()
-
-
-class Load:
-    """``clients`` threads posting the clip until stopped; every answer kept as (time, status, detail)."""
-
-    def __init__(self, url: str, clip: bytes, clients: int) -> None:
-        self.url, self.clip, self.stop_event = url, clip, threading.Event()
-        self.answers: list[tuple[float, int, str]] = []
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self._client, daemon=True) for _ in range(clients)]
-
-    def _client(self) -> None:
-        session = requests.Session()
-        while not self.stop_event.is_set():
-            began = time.monotonic()
-            try:
-                r = session.post(f"{self.url}/v1/encode", data=self.clip, timeout=120,
-                                 headers={"Content-Type": "application/x-npy"})
-                answer = (began, r.status_code, "" if r.ok else r.text[:300])
-            except requests.RequestException as e:  # a hang or a dropped connection
-                answer = (began, 0, repr(e)[:300])
-            with self.lock:
-                self.answers.append(answer)
-            time.sleep(0.05)
-
-    def __enter__(self) -> "Load":
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *_) -> None:
-        self.stop_event.set()
-        for t in self.threads:
-            t.join(timeout=150)
-        assert not any(t.is_alive() for t in self.threads), "a client hung"
 
 
 def _serve_actors(cluster: LocalCluster) -> list[dict]:
@@ -130,7 +96,7 @@ def test_a_model_replica_on_a_killed_node_is_replaced_on_the_survivor(local_clus
         # Serve spreads replicas over nodes: the non-head node holds a model replica
         assert any(a["deployment"] == "TokenizerModel" for a in on_worker), before
 
-        with Load(url, clip, clients=3) as load:
+        with Load(url, clip, clients=3, timeout_s=120, pause_s=0.05) as load:
             time.sleep(3)
             killed_at = time.monotonic()
             worker.stop(kill=True)  # the node is lost: its raylet and every process of it, SIGKILL
@@ -153,17 +119,17 @@ def test_a_model_replica_on_a_killed_node_is_replaced_on_the_survivor(local_clus
             proc.kill()
         reader.join(10)
 
-    answered_before = [a for a in load.answers if a[0] < killed_at and a[1] == 200]
-    answered_after = [a for a in load.answers if a[0] > killed_at + back and a[1] == 200]
-    during = [a for a in load.answers if killed_at <= a[0] <= killed_at + back]
-    failed = [a for a in load.answers if a[1] != 200]
+    answered_before = [a for a in load.answers if a.began < killed_at and a.status == 200]
+    answered_after = [a for a in load.answers if a.began > killed_at + back and a.status == 200]
+    during = [a for a in load.answers if killed_at <= a.began <= killed_at + back]
+    failed = load.failures()
     placed = sorted(f"{a['deployment']}@{'head' if a['node_id'] == head_id else 'worker'}" for a in before)
     summary = (f"before: {', '.join(placed)}; "
                f"replaced {back:.1f} s after the kill; {len(load.answers)} requests, {len(failed)} failed; "
-               f"during the replacement {sum(a[1] == 200 for a in during)} of {len(during)} answered")
+               f"during the replacement {sum(a.status == 200 for a in during)} of {len(during)} answered")
     print(summary)
     assert answered_before and answered_after, summary
-    assert during and all(a[1] == 200 for a in during), (summary, failed[:5])  # it kept answering throughout
+    assert during and all(a.status == 200 for a in during), (summary, failed[:5])  # it kept answering throughout
     assert not failed, (summary, failed[:5])
     assert sum(a["deployment"] == "TokenizerModel" for a in after) == TARGET
     assert all(a["node_id"] == head_id for a in after), after

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import socket
-import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -22,8 +21,7 @@ import torch
 from sweettok import SweetTokenizer, preset, save_bundle
 from sweettok_platform.core.media import ClipSpec, read_clips
 
-HEADER = "X-SweetTok-Tokenizer"
-
+from http_load import Load
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -69,43 +67,6 @@ def app(ray_cluster, bundles):
     serve.shutdown()
 
 
-class Load:
-    """``clients`` threads posting the clip until stopped; every answer kept (client, start, status, tokenizer)."""
-
-    def __init__(self, url: str, clip: bytes, clients: int) -> None:
-        self.url, self.clip, self.stop_event = url, clip, threading.Event()
-        self.answers: list[tuple[int, float, int, str, str]] = []
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self._client, args=(i,), daemon=True) for i in range(clients)]
-
-    def _client(self, i: int) -> None:
-        session = requests.Session()
-        while not self.stop_event.is_set():
-            began = time.monotonic()
-            try:
-                r = session.post(f"{self.url}/v1/encode", data=self.clip, timeout=90,
-                                 headers={"Content-Type": "application/x-npy"})
-                answer = (i, began, r.status_code, r.headers.get(HEADER, ""), "" if r.ok else r.text)
-            except requests.RequestException as e:  # a hang or a dropped connection: a failure
-                answer = (i, began, 0, "", repr(e))
-            with self.lock:
-                self.answers.append(answer)
-
-    def __enter__(self) -> "Load":
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *_) -> None:
-        self.stop_event.set()
-        for t in self.threads:
-            t.join(timeout=120)
-        assert not any(t.is_alive() for t in self.threads), "a client hung"
-
-    def failures(self) -> list[tuple]:
-        return [a for a in self.answers if a[2] != 200]
-
-
 def replicas(url: str) -> int:
     return requests.get(f"{url}/v1/stats", timeout=30).json()["replicas"].get("TokenizerModel", 0)
 
@@ -141,12 +102,12 @@ def test_a_rollout_under_load_drops_nothing_and_never_goes_back(app, bundles, cl
         time.sleep(2)
     assert load.failures() == []
     seen = defaultdict(list)
-    for client, _, _, tokenizer, _ in sorted(load.answers, key=lambda a: a[1]):
-        seen[client].append(tokenizer)
+    for a in sorted(load.answers, key=lambda a: a.began):
+        seen[a.client].append(a.tokenizer)
     for answers in seen.values():  # each client: the old bundle, then the new one, never back
         switch = answers.index(bundles["hash_b"]) if bundles["hash_b"] in answers else len(answers)
         assert set(answers[:switch]) <= {bundles["hash_a"]} and set(answers[switch:]) <= {bundles["hash_b"]}
-    assert {a[3] for a in load.answers} == {bundles["hash_a"], bundles["hash_b"]}
+    assert {a.tokenizer for a in load.answers} == {bundles["hash_a"], bundles["hash_b"]}
     assert requests.get(f"{url}/v1/info", timeout=30).json()["tokenizer"] == bundles["hash_b"]
 
 
@@ -161,7 +122,7 @@ def test_a_killed_model_replica_costs_no_hang_and_the_service_comes_back(app, cl
         time.sleep(1)
         ray.kill(ray.get_actor(names[0], namespace="serve"), no_restart=True)
         killed = time.monotonic()
-        back_in = wait_for(lambda: any(a[2] == 200 and a[1] > killed for a in load.answers), 60)
+        back_in = wait_for(lambda: any(a.status == 200 and a.began > killed for a in load.answers), 60)
     for answer in load.failures():  # retried inside, else a 503 that says why; never a hang or a 500
-        assert answer[2] == 503 and "model replica lost" in answer[4], answer
+        assert answer.status == 503 and "model replica lost" in answer.detail, answer
     print(f"answering again {back_in:.1f} s after the kill; {len(load.failures())} requests got a 503")
