@@ -63,7 +63,7 @@ class Node:
                 p.kill() if kill else p.terminate()
             except psutil.NoSuchProcess:
                 pass
-        _, alive = psutil.wait_procs(list(everything), timeout=15)
+        _, alive = psutil.wait_procs(list(everything), timeout=5)  # then SIGKILL (a node is stopped at the end of the session)
         for p in alive:
             p.kill()
 

@@ -17,8 +17,8 @@ from torch import nn
 from sweettok_platform.ar.config import ArJobConfig
 from sweettok_platform.core.log import get_logger
 from sweettok_platform.core.raytrain import checkpoint as ck
-from sweettok_platform.core.raytrain.worker import (EngineUpdater, WorkerLoop, deepspeed_config, log_placement,
-                                                    prepare_worker, progress_bar)
+from sweettok_platform.core.raytrain.worker import (EngineUpdater, WorkerLoop, deepspeed_config, ds_initialize,
+                                                    log_placement, prepare_worker, progress_bar)
 
 log = get_logger("ar")
 STAGE = "ar"  # the TrainState / fault-injection stage name of generator runs
@@ -55,8 +55,6 @@ class ArRunner(WorkerLoop):
     """One worker's view of a generator run: one DeepSpeed engine over the transformer's sequence loss."""
 
     def __init__(self, plan: ArWorkerPlan) -> None:
-        import deepspeed
-
         from sweettok.ar import ArConfig, ArTransformer
         from sweettok.train.trainer import param_groups
         from sweettok_platform.ar.data import TokenShard
@@ -68,7 +66,7 @@ class ArRunner(WorkerLoop):
         self.model = ArTransformer(ArConfig(**plan.model_config))
         module = SequenceLoss(self.model)
         params = param_groups(module, list(module.parameters()), job.optim.weight_decay)
-        self.engine, *_ = deepspeed.initialize(
+        self.engine, *_ = ds_initialize(
             model=module.to(self.device), model_parameters=params,
             config=deepspeed_config(job.optim, zero_stage=job.zero_stage, precision=job.resolved_precision,
                                     lr=job.optim.lr),

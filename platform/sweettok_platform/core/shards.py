@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import asdict
 from typing import Any, Callable, Iterator
 
@@ -163,11 +164,16 @@ def decode_stage(ds: Any, spec: ClipSpec, *, files_per_shard: int, timeout_s: fl
     equal resources), where files would be decoded one after the other."""
     import ray
 
-    return ds.map_batches(decode_shard, batch_size=1, batch_format="pyarrow",
-                          compute=ray.data.TaskPoolStrategy(size=concurrency), num_cpus=1,
-                          memory=decode_memory(files_per_shard, spec),
-                          fn_kwargs={"spec": asdict(spec), "timeout_s": timeout_s, "limits": limits, "retry": retry},
-                          max_retries=task_retries, retry_exceptions=[StorageUnavailableError], **(remote or {}))
+    with warnings.catch_warnings():
+        # task retries have no named map_batches parameter in this Ray: they go as ``ray_remote_args``, which
+        # warns that it goes away in Ray 2.64 (there the call fails loudly, an unknown keyword)
+        warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
+        return ds.map_batches(decode_shard, batch_size=1, batch_format="pyarrow",
+                              compute=ray.data.TaskPoolStrategy(size=concurrency), num_cpus=1,
+                              memory=decode_memory(files_per_shard, spec),
+                              fn_kwargs={"spec": asdict(spec), "timeout_s": timeout_s, "limits": limits,
+                                         "retry": retry},
+                              max_retries=task_retries, retry_exceptions=[StorageUnavailableError], **(remote or {}))
 
 
 def actor_resources(num_gpus: float | None, num_cpus: float) -> dict[str, float]:

@@ -12,8 +12,8 @@ from typing import Any
 
 from sweettok_platform.core.log import get_logger
 from sweettok_platform.core.raytrain import checkpoint as ck
-from sweettok_platform.core.raytrain.worker import (EngineUpdater, WorkerLoop, deepspeed_config, log_placement,
-                                                    prepare_worker, progress_bar)
+from sweettok_platform.core.raytrain.worker import (EngineUpdater, WorkerLoop, deepspeed_config, ds_initialize,
+                                                    log_placement, prepare_worker, progress_bar)
 from sweettok_platform.train.config import TrainJobConfig
 
 log = get_logger("train")
@@ -56,7 +56,6 @@ class StageRunner(WorkerLoop):
     """One worker's view of a stage: the generator (and stage 3's discriminator) engines, EMA on rank 0."""
 
     def __init__(self, plan: WorkerPlan) -> None:
-        import deepspeed
         import ray
         import torch
         from safetensors.torch import load as load_safetensors
@@ -87,14 +86,14 @@ class StageRunner(WorkerLoop):
         ).to(self.device)
         precision = job.precision_for(cfg)
         ds = dict(zero_stage=job.zero_stage, precision=precision)
-        self.engine, *_ = deepspeed.initialize(
+        self.engine, *_ = ds_initialize(
             model=model.to(self.device), model_parameters=params,
             config=deepspeed_config(cfg, lr=cfg.lr, **ds),
         )
         self.disc = None
         if self.index == 3 and cfg.loss.gan > 0:
             d = self.objective.discriminator
-            self.disc, *_ = deepspeed.initialize(
+            self.disc, *_ = ds_initialize(
                 model=d, model_parameters=list(d.parameters()), config=deepspeed_config(cfg, lr=cfg.disc_lr, **ds)
             )
         self.engines = [(self.engine, "gen"), (self.disc, "disc")]

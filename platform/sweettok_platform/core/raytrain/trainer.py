@@ -45,6 +45,11 @@ def torch_trainer(worker: Any, plan: Any, job: Any, *, name: str, env: dict[str,
     from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    # Ray Train's preemption watcher (an extra actor per run) only logs node drains and answers
+    # ray.train.get_preemption_info(), which no worker here asks: a lost node is a failure that resumes from
+    # the newest checkpoint. Off unless the user's environment turns it on; Ray passes the driver's setting
+    # to the controller. (Each run had also logged a core_worker ERROR line about the watcher's arguments.)
+    os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
     env = dict(env)
     if not job.use_gpu:
         env["DS_ACCELERATOR"] = "cpu"

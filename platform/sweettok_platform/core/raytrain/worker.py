@@ -31,6 +31,29 @@ def prepare_worker(use_gpu: bool) -> None:
         os.environ["DS_ACCELERATOR"] = "cpu"  # before deepspeed is imported in this process
 
 
+def ds_initialize(**kwargs: Any) -> Any:
+    """``deepspeed.initialize(**kwargs)`` without the one line DeepSpeed ``print``s (not logs) when a process
+    first loads its CPU shared-memory comm op, "DeepSpeed ...shm_comm_op built successfully": once per worker
+    per run, it was 10 of the demo's foreign lines. Every other print passes (Ray Train routes them to its
+    logger)."""
+    import builtins
+
+    import deepspeed
+
+    current = builtins.print
+
+    def print_(*objects: Any, **options: Any) -> None:
+        text = " ".join(map(str, objects))
+        if not (text.startswith("DeepSpeed ") and text.endswith(" built successfully")):
+            current(*objects, **options)
+
+    builtins.print = print_
+    try:
+        return deepspeed.initialize(**kwargs)
+    finally:
+        builtins.print = current
+
+
 def deepspeed_config(stage: Any, *, zero_stage: int, precision: str, lr: float) -> dict[str, Any]:
     """The DeepSpeed config of one engine: ZeRO stage, precision, AdamW (torch's on CPU), clipping."""
     config: dict[str, Any] = {
