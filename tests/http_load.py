@@ -3,13 +3,26 @@ the load under which the Serve tests autoscale, roll out, and lose replicas or n
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from typing import NamedTuple
 
+import numpy as np
 import requests
 
 HEADER = "X-SweetTok-Tokenizer"  # the tokenizer (bundle hash) that answered
+
+
+def npy_clip(video: str, frames: int = 5, size: int = 32) -> bytes:
+    """The first ``frames``x``size``x``size`` clip of a real video as ``.npy`` bytes: the request body, decoded
+    once here, so no media decoding sits on the request path (the model is what is under load)."""
+    from sweettok_platform.core.media import ClipSpec, read_clips
+
+    clip = read_clips(video, ClipSpec(frames=frames, height=size, width=size))[0].frames
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(clip))
+    return buf.getvalue()
 
 
 class Answer(NamedTuple):

@@ -13,7 +13,6 @@ The cluster is the session's ``local_cluster`` (conftest.py), shared with ``test
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
@@ -21,11 +20,10 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import requests
 
-from http_load import Load
+from http_load import Load, npy_clip
 from ray_nodes import LocalCluster, free_port, ray_cli
 
 pytestmark = pytest.mark.timeout(600)
@@ -34,13 +32,7 @@ TARGET = 2  # model replicas (min = max: a fixed count the controller restores)
 
 @pytest.fixture(scope="module")
 def clip(real_video: Path) -> bytes:
-    """One real 5x32x32 clip as .npy frames (no media decoding on the request path)."""
-    from sweettok_platform.core.media import ClipSpec, read_clips
-
-    frames = read_clips(str(real_video), ClipSpec(frames=5, height=32, width=32))[0].frames
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(frames))
-    return buf.getvalue()
+    return npy_clip(str(real_video))  # one real 5x32x32 clip
 
 
 def _serve_actors(cluster: LocalCluster) -> list[dict]:

@@ -7,21 +7,18 @@ to one within 60 s of the load stopping, a killed replica's service answering ag
 
 from __future__ import annotations
 
-import io
 import socket
 import time
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
 import pytest
 import requests
 import torch
 
 from sweettok import SweetTokenizer, preset, save_bundle
-from sweettok_platform.core.media import ClipSpec, read_clips
 
-from http_load import Load
+from http_load import Load, npy_clip
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -42,11 +39,7 @@ def bundles(tmp_path_factory) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def clip(real_video: Path) -> bytes:
-    """One real 5x32x32 clip as .npy frames (no media decoding: the model is what is under load)."""
-    frames = read_clips(str(real_video), ClipSpec(frames=5, height=32, width=32))[0].frames
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(frames))
-    return buf.getvalue()
+    return npy_clip(str(real_video))  # one real 5x32x32 clip
 
 
 @pytest.fixture(scope="module")
