@@ -71,18 +71,17 @@ def worker(args: argparse.Namespace) -> None:
 
         step = opt.step
     else:
-        import deepspeed
         import torch.distributed as dist
 
         from sweettok.train.trainer import param_groups
         from sweettok_platform.ar.loop import SequenceLoss
-        from sweettok_platform.core.raytrain.worker import deepspeed_config
+        from sweettok_platform.core.raytrain.worker import deepspeed_config, ds_initialize
 
         os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(args.port), RANK=str(rank),
                           WORLD_SIZE=str(world), LOCAL_RANK="0")
         dist.init_process_group("gloo", rank=rank, world_size=world)
         module = SequenceLoss(model)
-        engine, *_ = deepspeed.initialize(
+        engine, *_ = ds_initialize(  # as the workers build it
             model=module, model_parameters=param_groups(module, list(module.parameters()), job.optim.weight_decay),
             config=deepspeed_config(job.optim, zero_stage=args.zero, precision="fp32", lr=job.optim.lr))
 

@@ -44,7 +44,7 @@ import sweettok
 from sweettok_platform.core.decode import TimedDecoder, decode_file
 from sweettok_platform.core.sources import SourceConfig
 from sweettok_platform.core.media import ClipSpec
-from tokenize_pipeline import sample_inputs  # this folder: the benchmark's inputs, made the same way
+from tokenize_pipeline import loop_clips_per_s, sample_inputs  # this folder: the benchmark's inputs, made the same way
 
 
 def cpu_now() -> float:
@@ -133,23 +133,11 @@ def stage_costs(items, bundle: str, spec: ClipSpec, batch_size: int, output: str
 
 
 def loop(items, bundle: str, spec: ClipSpec, batch_size: int, threads: int) -> tuple[float, float, int]:
-    """The benchmark's plain loop: (clips/s, cores busy, clips)."""
+    """The benchmark's plain loop (``tokenize_pipeline.loop_clips_per_s``): (clips/s, cores busy, clips)."""
     torch.set_num_threads(threads)
     w0, c0 = time.perf_counter(), cpu_now()
-    model = sweettok.load_bundle(bundle)
-    pending, clips = [], 0
-    with torch.no_grad():
-        for item in items:
-            for clip in decode_file(item, spec).clips:
-                pending.append(clip.frames)
-                clips += 1
-                if len(pending) == batch_size:
-                    model.encode(sweettok.from_uint8(torch.from_numpy(np.stack(pending))))
-                    pending.clear()
-        if pending:
-            model.encode(sweettok.from_uint8(torch.from_numpy(np.stack(pending))))
-    wall = time.perf_counter() - w0
-    return clips / wall, (cpu_now() - c0) / wall, clips
+    rate, clips = loop_clips_per_s(items, bundle, spec, batch_size)
+    return rate, (cpu_now() - c0) / (time.perf_counter() - w0), clips
 
 
 def category(p: psutil.Process, me: int) -> str:

@@ -70,3 +70,11 @@ class Load:
 
     def failures(self) -> list[Answer]:
         return [a for a in self.answers if a.status != 200]
+
+
+def model_replicas(url: str) -> int:
+    """Running model replicas as the endpoint's ``/v1/stats`` reports them; -1 while it cannot answer."""
+    try:
+        return requests.get(f"{url}/v1/stats", timeout=30).json()["replicas"].get("TokenizerModel", 0)
+    except (requests.RequestException, ValueError, KeyError):
+        return -1

@@ -21,9 +21,8 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 
-from http_load import Load, npy_clip
+from http_load import Load, model_replicas, npy_clip
 from ray_nodes import LocalCluster, free_port, ray_cli
 
 pytestmark = pytest.mark.timeout(600)
@@ -50,13 +49,6 @@ def _head_node_id(cluster: LocalCluster) -> str:
     return next(n["node_id"] for n in json.loads(out.stdout) if n.get("is_head_node") and n["state"] == "ALIVE")
 
 
-def _model_replicas(url: str) -> int:
-    try:
-        return requests.get(f"{url}/v1/stats", timeout=30).json()["replicas"].get("TokenizerModel", 0)
-    except (requests.RequestException, ValueError, KeyError):
-        return -1
-
-
 def test_a_model_replica_on_a_killed_node_is_replaced_on_the_survivor(local_cluster, clip):
     cluster = local_cluster
     worker = cluster.add_node(cpus=2)
@@ -80,7 +72,7 @@ def test_a_model_replica_on_a_killed_node_is_replaced_on_the_survivor(local_clus
         while not any("ready in" in x for x in lines):
             assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)[-4000:]
             time.sleep(0.5)
-        while _model_replicas(url) != TARGET:  # both replicas running, not just the first one healthy
+        while model_replicas(url) != TARGET:  # both replicas running, not just the first one healthy
             assert time.monotonic() < deadline, "".join(lines)[-4000:]
             time.sleep(0.5)
         before = _serve_actors(cluster)
@@ -98,7 +90,7 @@ def test_a_model_replica_on_a_killed_node_is_replaced_on_the_survivor(local_clus
                 actors = _serve_actors(cluster)
                 models = [a for a in actors if a["deployment"] == "TokenizerModel"]
                 if (len(models) == TARGET and all(a["node_id"] == head_id for a in actors)
-                        and _model_replicas(url) == TARGET):
+                        and model_replicas(url) == TARGET):
                     back = time.monotonic() - killed_at
                 time.sleep(1.0)
             time.sleep(3)  # answers after the replacement too

@@ -18,7 +18,7 @@ import torch
 
 from sweettok import SweetTokenizer, preset, save_bundle
 
-from http_load import Load, npy_clip
+from http_load import Load, model_replicas, npy_clip
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -60,10 +60,6 @@ def app(ray_cluster, bundles):
     serve.shutdown()
 
 
-def replicas(url: str) -> int:
-    return requests.get(f"{url}/v1/stats", timeout=30).json()["replicas"].get("TokenizerModel", 0)
-
-
 def wait_for(condition, timeout_s: float) -> float:
     """Seconds until ``condition()`` held (polled every 0.5 s); fails the test after ``timeout_s``."""
     began = time.monotonic()
@@ -75,10 +71,10 @@ def wait_for(condition, timeout_s: float) -> float:
 
 def test_a_burst_adds_model_replicas_and_they_go_when_it_ends(app, clip):
     config, url = app
-    assert replicas(url) == 1
+    assert model_replicas(url) == 1
     with Load(url, clip, clients=8) as load:
-        scaled_in = wait_for(lambda: replicas(url) >= 2, 60)
-    down_in = wait_for(lambda: replicas(url) == 1, 60)
+        scaled_in = wait_for(lambda: model_replicas(url) >= 2, 60)
+    down_in = wait_for(lambda: model_replicas(url) == 1, 60)
     assert load.failures() == [] and len(load.answers) > 8
     print(f"scaled up in {scaled_in:.1f} s under 8 clients, back to 1 replica in {down_in:.1f} s")
 
